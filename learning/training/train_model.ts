@@ -1,0 +1,269 @@
+/**
+ * The training loop shared by FixMatch and MixMatch: sample and augment a
+ * batch, take the algorithm's step, apply SGD, BN running statistics and
+ * EMA, log, checkpoint. A rerun resumes from the latest checkpoint and ends
+ * with the same weights as an uninterrupted run.
+ *
+ * @example
+ * ```ts
+ * const result = await trainModel({ algorithm: "fixmatch", train, labeledIndices, seed: 0, recipe, checkpointDir, log });
+ * ```
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { Random } from "../random.ts";
+import type { ImageSet } from "../data/dataset.ts";
+import { WideResNet, type WideResNetOptions } from "../nn/wide_resnet.ts";
+import { SGD } from "../optim/sgd.ts";
+import { ExponentialMovingAverage } from "../optim/ema.ts";
+import { cosineLearningRate, emaDecay, mixmatchLambdaU } from "../optim/schedules.ts";
+import { fixmatchStep } from "../algorithms/fixmatch.ts";
+import { mixmatchStep } from "../algorithms/mixmatch.ts";
+import { applyUpdate, disposeStepResult, type StepResult } from "../algorithms/train_step.ts";
+import { loadLatestCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import type { NamedTensor } from "./tensor_file.ts";
+import { type BatchPlan, fixmatchBatch, mixmatchBatch } from "./batches.ts";
+
+/** Optimisation settings (the train section of the config). */
+export interface OptimRecipe {
+  iterations: number;
+  batch_size: number;
+  lr: number;
+  lr_cycles: number;
+  momentum: number;
+  nesterov: boolean;
+  weight_decay: number;
+  ema_decay: number;
+  ema_warmup: boolean;
+  checkpoint_every: number;
+  log_every: number;
+}
+
+/** FixMatch settings (the fixmatch section of the config). */
+export interface FixMatchRecipe {
+  threshold: number;
+  uratio: number;
+  lambda_u: number;
+  randaugment: { num_ops: number; apply_probability: number };
+}
+
+/** MixMatch settings (the mixmatch section of the config). */
+export interface MixMatchRecipe {
+  uratio: number;
+  num_views: number;
+  temperature: number;
+  alpha: number;
+  mixup: "batch" | "sample";
+  lambda_u: number;
+  ramp_up: number;
+}
+
+/** Everything one training run needs. */
+export interface TrainModelOptions {
+  algorithm: "fixmatch" | "mixmatch";
+  train: ImageSet;
+  labeledIndices: Int32Array;
+  seed: number;
+  model: WideResNetOptions;
+  optim: OptimRecipe;
+  fixmatch: FixMatchRecipe;
+  mixmatch: MixMatchRecipe;
+  /** Images one forward/backward may hold; larger steps are split. */
+  maxForwardImages: number;
+  /** Folder for checkpoints; survives interruption. */
+  checkpointDir: string;
+  log: (message: string) => void;
+}
+
+/** One row of the training log. */
+export type LogRow = Record<string, number>;
+
+/** What training produces. */
+export interface TrainModelResult {
+  model: WideResNet;
+  ema: ExponentialMovingAverage;
+  rows: LogRow[];
+  resumedFrom: number;
+}
+
+/** Columns of the training log, in CSV order. */
+export const LOG_COLUMNS = [
+  "iteration",
+  "sup_loss",
+  "unsup_loss",
+  "total_loss",
+  "lambda_u",
+  "mask_rate",
+  "lr",
+  "ema_decay",
+  "micro_batches",
+  "data_wait_s",
+  "step_s",
+  "img_per_s",
+] as const;
+
+function tensorsOf(map: ReadonlyMap<string, { shape: number[]; data: Float32Array }>): Map<string, NamedTensor> {
+  return new Map([...map].map(([name, t]) => [name, { shape: t.shape, data: t.data }]));
+}
+
+function snapshot(model: WideResNet, sgd: SGD, ema: ExponentialMovingAverage) {
+  return {
+    model: tensorsOf(model.stateDict()),
+    momentum: tensorsOf(sgd.state()),
+    ema: tensorsOf(ema.state()),
+  };
+}
+
+/** Trains a WideResNet with FixMatch or MixMatch, resuming from a checkpoint if there is one. */
+export async function trainModel(options: TrainModelOptions): Promise<TrainModelResult> {
+  const { optim, algorithm, seed, log } = options;
+  const model = new WideResNet({ ...options.model, seed });
+  const sgd = new SGD({
+    momentum: optim.momentum,
+    nesterov: optim.nesterov,
+    weightDecay: optim.weight_decay,
+    weightDecayNames: model.weightDecayNames,
+  });
+  const ema = new ExponentialMovingAverage(model.parameters, optim.ema_decay);
+  let rows: LogRow[] = [];
+  let start = 0;
+
+  const checkpoint = await loadLatestCheckpoint(options.checkpointDir);
+  if (checkpoint) {
+    model.loadStateDict(checkpoint.model);
+    sgd.loadState(checkpoint.momentum);
+    ema.loadState(checkpoint.ema);
+    rows = checkpoint.logRows;
+    start = checkpoint.iteration;
+    log(`resuming from checkpoint ${checkpoint.path} at iteration ${start}/${optim.iterations}`);
+  }
+
+  const uratio = algorithm === "fixmatch" ? options.fixmatch.uratio : options.mixmatch.uratio;
+  const views = algorithm === "fixmatch" ? 2 : options.mixmatch.num_views;
+  const imagesPerStep = optim.batch_size * (1 + uratio * views);
+  log(
+    `${algorithm}: ${optim.iterations} iterations, batch ${optim.batch_size} labeled + ${optim.batch_size * uratio} unlabeled ` +
+      `(${imagesPerStep} images through the network per step); at most ${options.maxForwardImages} images per forward, ` +
+      (imagesPerStep > options.maxForwardImages
+        ? "so steps are split into micro-batches, each with its own BN batch statistics"
+        : "so BN statistics cover the whole step as in TorchSSL"),
+  );
+
+  const loopStarted = performance.now();
+  let lastCheckpoint = checkpoint?.path ?? "none";
+  for (let iteration = start; iteration < optim.iterations; iteration++) {
+    const plan: BatchPlan = { seed, iteration, batchSize: optim.batch_size, uratio };
+    const dataStarted = performance.now();
+    const batch = algorithm === "fixmatch"
+      ? fixmatchBatch(options.train, options.labeledIndices, plan, {
+        numOps: options.fixmatch.randaugment.num_ops,
+        applyProbability: options.fixmatch.randaugment.apply_probability,
+      })
+      : mixmatchBatch(options.train, options.labeledIndices, plan, options.mixmatch.num_views);
+    const dataWait = (performance.now() - dataStarted) / 1000;
+
+    const stepStarted = performance.now();
+    const lr = cosineLearningRate(iteration, optim.iterations, optim.lr, optim.lr_cycles);
+    const decay = emaDecay(iteration, optim.ema_decay, optim.ema_warmup);
+    let result: StepResult;
+    let lambdaU: number;
+    let maskRate = NaN;
+    if (algorithm === "fixmatch") {
+      lambdaU = options.fixmatch.lambda_u;
+      const step = fixmatchStep(
+        model,
+        batch as Parameters<typeof fixmatchStep>[1],
+        { threshold: options.fixmatch.threshold, lambdaU },
+        { maxForwardImages: options.maxForwardImages },
+      );
+      maskRate = step.acceptedRate;
+      result = step;
+    } else {
+      lambdaU = mixmatchLambdaU(iteration, optim.iterations, options.mixmatch.lambda_u, options.mixmatch.ramp_up);
+      result = mixmatchStep(
+        model,
+        batch as Parameters<typeof mixmatchStep>[1],
+        {
+          temperature: options.mixmatch.temperature,
+          alpha: options.mixmatch.alpha,
+          lambdaU,
+          perSampleMixup: options.mixmatch.mixup === "sample",
+        },
+        Random.derive(seed, "mixup", iteration),
+        { maxForwardImages: options.maxForwardImages },
+      );
+    }
+
+    const losses = result.losses;
+    if (![losses.sup_loss, losses.unsup_loss, losses.total_loss].every(Number.isFinite)) {
+      disposeStepResult(result);
+      throw new DivergedError(iteration, losses, lastCheckpoint);
+    }
+    applyUpdate(model, sgd, ema, result, lr, decay);
+    const stepSeconds = (performance.now() - stepStarted) / 1000;
+
+    rows.push({
+      iteration: iteration + 1,
+      sup_loss: losses.sup_loss,
+      unsup_loss: losses.unsup_loss,
+      total_loss: losses.total_loss,
+      lambda_u: lambdaU,
+      mask_rate: maskRate,
+      lr,
+      ema_decay: decay,
+      micro_batches: result.microBatches,
+      data_wait_s: dataWait,
+      step_s: stepSeconds,
+      img_per_s: imagesPerStep / (stepSeconds + dataWait),
+    });
+
+    const done = iteration + 1;
+    if (done % optim.log_every === 0 || done === optim.iterations) {
+      const elapsed = (performance.now() - loopStarted) / 1000;
+      const perIteration = elapsed / (done - start);
+      const eta = perIteration * (optim.iterations - done);
+      log(
+        `iteration ${done}/${optim.iterations} sup_loss ${losses.sup_loss.toFixed(4)} unsup_loss ${losses.unsup_loss.toFixed(4)}` +
+          (Number.isNaN(maskRate) ? "" : ` mask ${maskRate.toFixed(3)}`) +
+          ` lr ${lr.toFixed(5)} ${(imagesPerStep / perIteration).toFixed(1)} img/s ETA ${formatSeconds(eta)}`,
+      );
+    }
+    if (done % optim.checkpoint_every === 0 || done === optim.iterations) {
+      lastCheckpoint = await saveCheckpoint(options.checkpointDir, { iteration: done, logRows: rows, ...snapshot(model, sgd, ema) });
+    }
+  }
+  return { model, ema, rows, resumedFrom: start };
+}
+
+function formatSeconds(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(0)}s`;
+  const minutes = Math.floor(seconds / 60);
+  return minutes < 60 ? `${minutes}m${Math.round(seconds % 60)}s` : `${Math.floor(minutes / 60)}h${minutes % 60}m`;
+}
+
+/** Training produced a NaN or infinite loss. */
+export class DivergedError extends Error {
+  constructor(iteration: number, losses: Record<string, number>, checkpoint: string) {
+    super(
+      `training diverged at iteration ${iteration + 1}: losses ${JSON.stringify(losses)}; ` +
+        `the last good checkpoint is ${checkpoint} (kept). Lower train.lr or check the input data, then rerun.`,
+    );
+    this.name = "DivergedError";
+  }
+}
+
+/** Returns the EMA model's state dict: EMA parameters with the live BN buffers, as TorchSSL evaluates. */
+export function emaStateDict(model: WideResNet, ema: ExponentialMovingAverage): Map<string, NamedTensor> {
+  const restore = ema.applyTo(model.parameters);
+  try {
+    return tensorsOf(model.stateDict());
+  } finally {
+    restore();
+  }
+}
+
+/** Returns the number of tensors alive, for leak checks in logs. */
+export function liveTensors(): number {
+  return tf.memory().numTensors;
+}

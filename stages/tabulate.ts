@@ -1,0 +1,58 @@
+/**
+ * tabulate: results.csv and results.md from every evaluated cell, next to
+ * the reference rows of configs/references.yaml. A copy of both files is
+ * also written to artifacts/results.{csv,md} for convenience.
+ *
+ * @module
+ */
+
+import { type CellResult, forced, type RunContext, stageCode } from "../pipeline/runner.ts";
+import { type StageResult, writeFileSynced } from "../pipeline/cache.ts";
+import { parseYamlText, REPO_ROOT } from "../pipeline/config.ts";
+import { buildTable, type MeasuredCell, type ReferenceRow, toCsv, toMarkdown } from "../pipeline/results_table.ts";
+import { sha256 } from "../pipeline/hash.ts";
+
+/** Parses a cell id `fixmatch-40-s0`. */
+function parseCell(cell: string): { algorithm: string; labels: number; seed: number } {
+  const match = /^([a-z]+)-(\d+)-s(\d+)$/.exec(cell);
+  if (!match) throw new Error(`tabulate: unexpected cell id "${cell}"`);
+  return { algorithm: match[1], labels: Number(match[2]), seed: Number(match[3]) };
+}
+
+/** Writes the results table. */
+export async function run(context: RunContext): Promise<StageResult> {
+  const { config, store } = context;
+  const evaluated = context.outputs.get("evaluate") as Map<string, CellResult>;
+  const referencesPath = config.tabulate.references.startsWith("/")
+    ? config.tabulate.references
+    : `${REPO_ROOT}${config.tabulate.references}`;
+  const referencesText = await Deno.readTextFile(referencesPath);
+  const references = (parseYamlText(referencesText, referencesPath) as { references: ReferenceRow[] }).references;
+  const inputs = Object.fromEntries([...evaluated].map(([cell, result]) => [cell, result.key]));
+  const measuredLabel = `profile ${config.profile}, ${config.train.iterations} iterations, backend ${config.backend}`;
+
+  const result = await store.run(
+    {
+      stage: "tabulate",
+      code: await stageCode("tabulate"),
+      params: { metric: config.tabulate.metric, references: sha256(referencesText), measuredLabel },
+      inputs,
+    },
+    async ({ dir, log }) => {
+      const measured: MeasuredCell[] = [];
+      for (const [cell, evaluation] of evaluated) {
+        const metrics = JSON.parse(await Deno.readTextFile(`${evaluation.dir}/metrics.json`));
+        measured.push({ ...parseCell(cell), accuracy: metrics.accuracy });
+      }
+      const table = buildTable(measured, references, measuredLabel);
+      const markdown = toMarkdown(table, "CIFAR-10 top-1 accuracy (EMA model, final iteration)");
+      await writeFileSynced(`${dir}/results.md`, markdown);
+      await writeFileSynced(`${dir}/results.csv`, toCsv(table));
+      log.info(`results table:\n${markdown}`);
+    },
+    { force: forced(context, "tabulate") },
+  );
+  await Deno.copyFile(`${result.dir}/results.md`, `${config.artifacts}/results.md`);
+  await Deno.copyFile(`${result.dir}/results.csv`, `${config.artifacts}/results.csv`);
+  return result;
+}
