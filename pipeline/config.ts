@@ -236,7 +236,12 @@ export async function resolveConfig(commandLine: CommandLine): Promise<StudyConf
     throw new ConfigError(`unknown profile "${commandLine.profile}"; available: ${names.sort().join(", ")}`);
   }
 
-  const sources = ["configs/base.yaml", "configs/fixmatch.yaml", "configs/mixmatch.yaml", `configs/profiles/${commandLine.profile}.yaml`];
+  const sources = [
+    "configs/base.yaml",
+    "configs/fixmatch.yaml",
+    "configs/mixmatch.yaml",
+    `configs/profiles/${commandLine.profile}.yaml`,
+  ];
   let merged: Record<string, unknown> = { profile: commandLine.profile, artifacts: "artifacts" };
   for (const file of sources) merged = mergeConfig(merged, await readYamlFile(`${REPO_ROOT}${file}`));
   if (commandLine.configFile) {

@@ -102,6 +102,7 @@ export const StudyConfig = z.strictObject({
   dataset: DatasetConfig,
   study: StudyMatrix,
   backend: z.enum(BACKENDS),
+  augment_workers: z.number().int().min(0).max(64),
   model: ModelConfig,
   train: TrainConfig,
   fixmatch: FixMatchConfig,

@@ -51,7 +51,11 @@ async function folderDigest(path: string): Promise<string> {
 
 /** Describes the configured source; reads local inputs to hash them. */
 export async function describeSource(dataset: DatasetConfig, _artifacts: string): Promise<SourceIdentity> {
-  const options = { wrong_size: dataset.wrong_size, max_extracted_bytes: dataset.max_extracted_bytes, max_members: dataset.max_members };
+  const options = {
+    wrong_size: dataset.wrong_size,
+    max_extracted_bytes: dataset.max_extracted_bytes,
+    max_members: dataset.max_members,
+  };
   if (dataset.source === "synthetic") {
     return { source: "synthetic", location: "generated", content: "", options: { ...dataset.synthetic } };
   }

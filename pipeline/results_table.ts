@@ -61,7 +61,12 @@ export function buildTable(
       const values = measured.filter((m) => m.algorithm === algorithm && m.labels === count).map((m) => m.accuracy);
       if (values.length > 0) cells.set(count, { ...meanAndStd(values), seeds: values.length });
     }
-    rows.push({ kind: "measured", name: `semisup ${NAMES[algorithm] ?? algorithm} (${measuredLabel})`, cells, source: "this run" });
+    rows.push({
+      kind: "measured",
+      name: `semisup ${NAMES[algorithm] ?? algorithm} (${measuredLabel})`,
+      cells,
+      source: "this run",
+    });
   }
   for (const reference of references) {
     const cells = new Map<number, { mean: number; std: number; seeds: number }>();
@@ -92,7 +97,15 @@ export function toMarkdown(table: ResultsTable, heading: string): string {
 
 /** Renders the table as CSV: one line per (row, label count) with mean, std and seeds. */
 export function toCsv(table: ResultsTable): string {
-  const records: (string | number)[][] = [["row", "kind", "labels", "mean_accuracy", "std_accuracy", "seeds", "source"]];
+  const records: (string | number)[][] = [[
+    "row",
+    "kind",
+    "labels",
+    "mean_accuracy",
+    "std_accuracy",
+    "seeds",
+    "source",
+  ]];
   for (const row of table.rows) {
     for (const count of table.labels) {
       const cell = row.cells.get(count);

@@ -103,7 +103,9 @@ export async function runStages(
   };
   const log = stageLogger("pipeline");
   const order = stageOrder(graph, targets);
-  log.info(`profile ${options.config.profile}, stages ${order.join(" -> ")}, artifacts in ${options.config.artifacts}/`);
+  log.info(
+    `profile ${options.config.profile}, stages ${order.join(" -> ")}, artifacts in ${options.config.artifacts}/`,
+  );
 
   const timings: string[] = [];
   for (const stage of order) {

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { fromFileUrl } from "node:url";
+import { fileURLToPath } from "node:url";
 import { sha256 } from "./hash.ts";
 
 interface DenoInfoModule {
@@ -50,7 +50,7 @@ export function sourceHash(entry: URL): Promise<SourceHash> {
 
 async function computeSourceHash(entry: URL): Promise<SourceHash> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", fromFileUrl(entry)],
+    args: ["info", "--json", fileURLToPath(entry)],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -64,7 +64,7 @@ async function computeSourceHash(entry: URL): Promise<SourceHash> {
   const files: Record<string, string> = {};
   const local = info.modules
     .filter((m) => m.specifier.startsWith("file://"))
-    .map((m) => fromFileUrl(m.specifier))
+    .map((m) => fileURLToPath(m.specifier))
     .sort();
   for (const path of local) {
     const relative = path.startsWith(root) ? path.slice(root.length) : path;

@@ -17,7 +17,11 @@ export async function run(context: RunContext): Promise<StageResult> {
   return await store.run(
     { stage: "download", code: await stageCode("download"), params: source, inputs: {} },
     async ({ dir, workDir, log }) => {
-      const dataset = await readSource(config.dataset, source, { workDir, downloads: `${config.artifacts}/downloads`, log });
+      const dataset = await readSource(config.dataset, source, {
+        workDir,
+        downloads: `${config.artifacts}/downloads`,
+        log,
+      });
       log.info(
         `${dataset.name}: ${dataset.train.count} train / ${dataset.test.count} test images, ` +
           `${dataset.classNames.length} classes (${dataset.classNames.join(", ")})`,

@@ -48,28 +48,39 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
           const seconds = (performance.now() - started) / 1000;
           log.info(
             `${cell} ${variant === "ema_model" ? "EMA" : "raw"} model: top-1 ${(metrics.accuracy * 100).toFixed(2)}% ` +
-              `on ${indices.length} test images in ${formatDuration(seconds)} (${(indices.length / seconds).toFixed(1)} img/s)`,
+              `on ${indices.length} test images in ${formatDuration(seconds)} (${
+                (indices.length / seconds).toFixed(1)
+              } img/s)`,
           );
           evaluated[variant] = { ...metrics, weights_sha256: sha256(bytes), seconds };
         }
         model.dispose();
 
-        const ema = evaluated.ema_model as { accuracy: number; perClassAccuracy: number[]; confusion: number[][]; weights_sha256: string };
+        const ema = evaluated.ema_model as {
+          accuracy: number;
+          perClassAccuracy: number[];
+          confusion: number[][];
+          weights_sha256: string;
+        };
         const raw = evaluated.model as { accuracy: number; weights_sha256: string };
         await writeFileSynced(
           `${dir}/metrics.json`,
-          JSON.stringify({
-            cell,
-            accuracy: ema.accuracy,
-            raw_accuracy: raw.accuracy,
-            per_class_accuracy: Object.fromEntries(classNames.map((name, c) => [name, ema.perClassAccuracy[c]])),
-            confusion_matrix: ema.confusion,
-            class_names: classNames,
-            test_images: indices.length,
-            evaluated_weights_sha256: ema.weights_sha256,
-            raw_weights_sha256: raw.weights_sha256,
-            backend: backendName,
-          }, null, 2) + "\n",
+          JSON.stringify(
+            {
+              cell,
+              accuracy: ema.accuracy,
+              raw_accuracy: raw.accuracy,
+              per_class_accuracy: Object.fromEntries(classNames.map((name, c) => [name, ema.perClassAccuracy[c]])),
+              confusion_matrix: ema.confusion,
+              class_names: classNames,
+              test_images: indices.length,
+              evaluated_weights_sha256: ema.weights_sha256,
+              raw_weights_sha256: raw.weights_sha256,
+              backend: backendName,
+            },
+            null,
+            2,
+          ) + "\n",
         );
       },
       { force: forced(context, "evaluate") },

@@ -33,7 +33,9 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
           const split = makeLabeledSplit(train.labels, classNames.length, labels, seed);
           const perClass = new Array(classNames.length).fill(0);
           for (const index of split.labeledIndices) perClass[train.labels[index]]++;
-          log.info(`${labels} labels, seed ${seed}: ${perClass.join("/")} per class, |U| = ${split.unlabeledIndices.length}`);
+          log.info(
+            `${labels} labels, seed ${seed}: ${perClass.join("/")} per class, |U| = ${split.unlabeledIndices.length}`,
+          );
           await writeFileSynced(
             `${dir}/split.json`,
             JSON.stringify({

@@ -77,6 +77,7 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
               fixmatch: config.fixmatch,
               mixmatch: config.mixmatch,
               maxForwardImages: limit,
+              augmentWorkers: config.augment_workers,
               checkpointDir: `${workDir}/checkpoints`,
               log: (message) => log.info(message),
             });
@@ -89,15 +90,19 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
             const last = trained.rows[trained.rows.length - 1];
             await writeFileSynced(
               `${dir}/summary.json`,
-              JSON.stringify({
-                cell,
-                backend: backend.name,
-                max_forward_images: limit,
-                iterations: config.train.iterations,
-                resumed_from: trained.resumedFrom,
-                wall_seconds_this_run: seconds,
-                final: last,
-              }, null, 2) + "\n",
+              JSON.stringify(
+                {
+                  cell,
+                  backend: backend.name,
+                  max_forward_images: limit,
+                  iterations: config.train.iterations,
+                  resumed_from: trained.resumedFrom,
+                  wall_seconds_this_run: seconds,
+                  final: last,
+                },
+                null,
+                2,
+              ) + "\n",
             );
             trained.model.dispose();
             trained.ema.dispose();

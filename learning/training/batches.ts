@@ -3,21 +3,25 @@
  *
  * Every random choice of iteration k comes from streams derived from
  * (seed, k), so iteration k sees the same images and augmentations whether
- * the run started at 0 or resumed from a checkpoint. Indices are drawn with
+ * the run started at 0 or resumed from a checkpoint, and whether the
+ * augmentation ran inline or in worker threads. Indices are drawn with
  * replacement, as TorchSSL's RandomSampler(replacement=True) does.
  *
  * @example
  * ```ts
- * const batch = fixmatchBatch(train, labeledIndices, { seed: 0, iteration: 12, batchSize: 64, uratio: 7 });
+ * const augment = inlineAugment;
+ * const batch = await fixmatchBatch(train, labeledIndices, { seed: 0, iteration: 12, batchSize: 64, uratio: 7 }, {}, augment);
  * ```
  * @module
  */
 
 import { Random } from "../random.ts";
 import type { ImageSet } from "../data/dataset.ts";
-import { weakAugment } from "../augment/weak.ts";
-import { type RandAugmentOptions, strongAugment } from "../augment/randaugment.ts";
+import { augmentBatch, type AugmentBatchRequest, type AugmentBatchResult } from "../augment/augment_batch.ts";
+import type { RandAugmentOptions } from "../augment/randaugment.ts";
 import type { FixMatchBatch } from "../algorithms/fixmatch.ts";
+import type { MixMatchBatch } from "../algorithms/mixmatch.ts";
+import { gatherImages } from "../predict.ts";
 
 /** Where the batch of an iteration comes from. */
 export interface BatchPlan {
@@ -29,95 +33,130 @@ export interface BatchPlan {
   uratio: number;
 }
 
-/** A MixMatch batch: labeled weak views and K weak views of each unlabeled image. */
-export interface MixMatchBatch {
-  labeled: Uint8Array;
-  labels: Int32Array;
-  unlabeledViews: Uint8Array[];
-  height: number;
-  width: number;
-}
+/** Runs an augmentation request: inline, or in an `AugmentPool`. */
+export type Augmenter = (
+  request: AugmentBatchRequest,
+) => Promise<AugmentBatchResult>;
+
+/** Augments on the calling thread. */
+export const inlineAugment: Augmenter = (request) => Promise.resolve(augmentBatch(request));
 
 /** Draws `count` indices with replacement from `population` (indices or a size). */
-export function sampleWithReplacement(random: Random, population: Int32Array | number, count: number): Int32Array {
+export function sampleWithReplacement(
+  random: Random,
+  population: Int32Array | number,
+  count: number,
+): Int32Array {
   const out = new Int32Array(count);
   if (typeof population === "number") {
     for (let i = 0; i < count; i++) out[i] = random.int(population);
   } else {
-    for (let i = 0; i < count; i++) out[i] = population[random.int(population.length)];
+    for (let i = 0; i < count; i++) {
+      out[i] = population[random.int(population.length)];
+    }
   }
   return out;
 }
 
-function imageAt(set: ImageSet, index: number): Uint8Array {
-  const bytes = set.height * set.width * set.channels;
-  return set.images.subarray(index * bytes, (index + 1) * bytes);
+function pick(train: ImageSet, labeledIndices: Int32Array, plan: BatchPlan) {
+  const { seed, iteration, batchSize, uratio } = plan;
+  const labeled = sampleWithReplacement(
+    Random.derive(seed, "labeled", iteration),
+    labeledIndices,
+    batchSize,
+  );
+  const unlabeled = sampleWithReplacement(
+    Random.derive(seed, "unlabeled", iteration),
+    train.count,
+    batchSize * uratio,
+  );
+  const bytes = train.height * train.width * train.channels;
+  return {
+    labeledImages: gatherImages(train.images, labeled, bytes),
+    labels: Int32Array.from(labeled, (i) => train.labels[i]),
+    unlabeledImages: gatherImages(train.images, unlabeled, bytes),
+    labeledCount: labeled.length,
+    unlabeledCount: unlabeled.length,
+  };
 }
 
-function augmentAll(
-  set: ImageSet,
-  indices: Int32Array,
-  stream: (i: number) => Random,
-  augment: (image: Uint8Array, random: Random) => Uint8Array,
-): Uint8Array {
-  const bytes = set.height * set.width * set.channels;
-  const out = new Uint8Array(indices.length * bytes);
-  for (let i = 0; i < indices.length; i++) out.set(augment(imageAt(set, indices[i]), stream(i)), i * bytes);
-  return out;
-}
-
-function labelsOf(set: ImageSet, indices: Int32Array): Int32Array {
-  return Int32Array.from(indices, (i) => set.labels[i]);
-}
-
-/** Samples and augments a FixMatch batch: weak labeled, weak and strong unlabeled views. */
-export function fixmatchBatch(
+/** Samples and augments a FixMatch batch: weak labeled views, weak and strong unlabeled views. */
+export async function fixmatchBatch(
   train: ImageSet,
   labeledIndices: Int32Array,
   plan: BatchPlan,
   randAugment: RandAugmentOptions,
-): FixMatchBatch {
-  const { seed, iteration, batchSize, uratio } = plan;
+  augment: Augmenter,
+): Promise<FixMatchBatch> {
   const size = { width: train.width, height: train.height };
-  const labeledPick = sampleWithReplacement(Random.derive(seed, "labeled", iteration), labeledIndices, batchSize);
-  const unlabeledPick = sampleWithReplacement(Random.derive(seed, "unlabeled", iteration), train.count, batchSize * uratio);
-  const weak = (image: Uint8Array, random: Random) => weakAugment(image, random, size).image;
-
+  const picked = pick(train, labeledIndices, plan);
+  const [labeled, unlabeled] = await Promise.all([
+    augment({
+      images: picked.labeledImages,
+      count: picked.labeledCount,
+      ...size,
+      seed: plan.seed,
+      labels: ["labeled", plan.iteration],
+      kind: "weak",
+    }),
+    augment({
+      images: picked.unlabeledImages,
+      count: picked.unlabeledCount,
+      ...size,
+      seed: plan.seed,
+      labels: ["unlabeled", plan.iteration],
+      kind: "both",
+      strong: {
+        numOps: randAugment.numOps,
+        applyProbability: randAugment.applyProbability,
+      },
+    }),
+  ]);
   return {
     ...size,
-    labeled: augmentAll(train, labeledPick, (i) => Random.derive(seed, "labeled-weak", iteration, i), weak),
-    labels: labelsOf(train, labeledPick),
-    weak: augmentAll(train, unlabeledPick, (i) => Random.derive(seed, "unlabeled-weak", iteration, i), weak),
-    strong: augmentAll(
-      train,
-      unlabeledPick,
-      (i) => Random.derive(seed, "unlabeled-strong", iteration, i),
-      (image, random) => strongAugment(image, random, { ...randAugment, ...size }).image,
-    ),
+    labeled: labeled.weak!,
+    labels: picked.labels,
+    weak: unlabeled.weak!,
+    strong: unlabeled.strong!,
   };
 }
 
 /** Samples and augments a MixMatch batch: weak labeled views and `numViews` weak views per unlabeled image. */
-export function mixmatchBatch(
+export async function mixmatchBatch(
   train: ImageSet,
   labeledIndices: Int32Array,
   plan: BatchPlan,
   numViews: number,
-): MixMatchBatch {
-  const { seed, iteration, batchSize, uratio } = plan;
+  augment: Augmenter,
+): Promise<MixMatchBatch> {
   const size = { width: train.width, height: train.height };
-  const labeledPick = sampleWithReplacement(Random.derive(seed, "labeled", iteration), labeledIndices, batchSize);
-  const unlabeledPick = sampleWithReplacement(Random.derive(seed, "unlabeled", iteration), train.count, batchSize * uratio);
-  const weak = (image: Uint8Array, random: Random) => weakAugment(image, random, size).image;
-
-  const unlabeledViews: Uint8Array[] = [];
+  const picked = pick(train, labeledIndices, plan);
+  const requests = [
+    augment({
+      images: picked.labeledImages,
+      count: picked.labeledCount,
+      ...size,
+      seed: plan.seed,
+      labels: ["labeled", plan.iteration],
+      kind: "weak",
+    }),
+  ];
   for (let view = 0; view < numViews; view++) {
-    unlabeledViews.push(augmentAll(train, unlabeledPick, (i) => Random.derive(seed, "unlabeled-weak", iteration, view, i), weak));
+    requests.push(augment({
+      // Each request transfers its buffer to a worker, so every view gets its own copy.
+      images: picked.unlabeledImages.slice(),
+      count: picked.unlabeledCount,
+      ...size,
+      seed: plan.seed,
+      labels: ["unlabeled", plan.iteration, view],
+      kind: "weak",
+    }));
   }
+  const [labeled, ...views] = await Promise.all(requests);
   return {
     ...size,
-    labeled: augmentAll(train, labeledPick, (i) => Random.derive(seed, "labeled-weak", iteration, i), weak),
-    labels: labelsOf(train, labeledPick),
-    unlabeledViews,
+    labeled: labeled.weak!,
+    labels: picked.labels,
+    unlabeledViews: views.map((v) => v.weak!),
   };
 }

@@ -42,7 +42,10 @@ export async function saveCheckpoint(dir: string, data: CheckpointData, keep = 2
   await writeTensorFile(`${tmp}/model`, data.model);
   await writeTensorFile(`${tmp}/momentum`, data.momentum);
   await writeTensorFile(`${tmp}/ema`, data.ema);
-  await Deno.writeTextFile(`${tmp}/state.json`, JSON.stringify({ iteration: data.iteration, log: data.logRows }) + "\n");
+  await Deno.writeTextFile(
+    `${tmp}/state.json`,
+    JSON.stringify({ iteration: data.iteration, log: data.logRows }) + "\n",
+  );
   await Deno.remove(`${dir}/${name}`, { recursive: true }).catch(() => {});
   await Deno.rename(tmp, `${dir}/${name}`);
 

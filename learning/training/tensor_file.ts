@@ -42,14 +42,22 @@ export async function writeTensorFile(base: string, tensors: ReadonlyMap<string,
   for (const [name, tensor] of tensors) {
     const numel = tensor.shape.reduce((a, b) => a * b, 1);
     if (numel !== tensor.data.length) {
-      throw new Error(`tensor ${name}: shape [${tensor.shape}] has ${numel} elements but data has ${tensor.data.length}`);
+      throw new Error(
+        `tensor ${name}: shape [${tensor.shape}] has ${numel} elements but data has ${tensor.data.length}`,
+      );
     }
     entries.push({ name, shape: tensor.shape, offset_elements: total, numel });
     total += numel;
   }
   const data = new Float32Array(total);
   for (const entry of entries) data.set(tensors.get(entry.name)!.data, entry.offset_elements);
-  const index: TensorIndex = { format: "semisup-tensors", dtype: "float32", byte_order: "little", total_elements: total, tensors: entries };
+  const index: TensorIndex = {
+    format: "semisup-tensors",
+    dtype: "float32",
+    byte_order: "little",
+    total_elements: total,
+    tensors: entries,
+  };
   await writeSynced(`${base}.bin`, new Uint8Array(data.buffer));
   await writeSynced(`${base}.json`, new TextEncoder().encode(JSON.stringify(index, null, 1) + "\n"));
 }
@@ -62,12 +70,19 @@ export async function readTensorFile(base: string): Promise<Map<string, NamedTen
   }
   const bytes = await Deno.readFile(`${base}.bin`);
   if (bytes.byteLength !== index.total_elements * 4) {
-    throw new Error(`${base}.bin has ${bytes.byteLength} bytes, its index expects ${index.total_elements * 4}; the file is truncated or from another run`);
+    throw new Error(
+      `${base}.bin has ${bytes.byteLength} bytes, its index expects ${
+        index.total_elements * 4
+      }; the file is truncated or from another run`,
+    );
   }
   const all = new Float32Array(bytes.buffer, bytes.byteOffset, index.total_elements);
   const tensors = new Map<string, NamedTensor>();
   for (const entry of index.tensors) {
-    tensors.set(entry.name, { shape: entry.shape, data: all.slice(entry.offset_elements, entry.offset_elements + entry.numel) });
+    tensors.set(entry.name, {
+      shape: entry.shape,
+      data: all.slice(entry.offset_elements, entry.offset_elements + entry.numel),
+    });
   }
   return tensors;
 }

@@ -20,10 +20,13 @@ import { ExponentialMovingAverage } from "../optim/ema.ts";
 import { cosineLearningRate, emaDecay, mixmatchLambdaU } from "../optim/schedules.ts";
 import { fixmatchStep } from "../algorithms/fixmatch.ts";
 import { mixmatchStep } from "../algorithms/mixmatch.ts";
-import { applyUpdate, disposeStepResult, type StepResult } from "../algorithms/train_step.ts";
+import { applyUpdate, disposeStepResult, type StepLosses, type StepResult } from "../algorithms/train_step.ts";
 import { loadLatestCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import type { NamedTensor } from "./tensor_file.ts";
-import { type BatchPlan, fixmatchBatch, mixmatchBatch } from "./batches.ts";
+import { type Augmenter, type BatchPlan, fixmatchBatch, inlineAugment, mixmatchBatch } from "./batches.ts";
+import { AugmentPool } from "../augment/augment_pool.ts";
+import type { FixMatchBatch } from "../algorithms/fixmatch.ts";
+import type { MixMatchBatch } from "../algorithms/mixmatch.ts";
 
 /** Optimisation settings (the train section of the config). */
 export interface OptimRecipe {
@@ -71,6 +74,8 @@ export interface TrainModelOptions {
   mixmatch: MixMatchRecipe;
   /** Images one forward/backward may hold; larger steps are split. */
   maxForwardImages: number;
+  /** Worker threads that augment the next batch while the current step trains; 0 augments inline. */
+  augmentWorkers: number;
   /** Folder for checkpoints; survives interruption. */
   checkpointDir: string;
   log: (message: string) => void;
@@ -103,8 +108,12 @@ export const LOG_COLUMNS = [
   "img_per_s",
 ] as const;
 
-function tensorsOf(map: ReadonlyMap<string, { shape: number[]; data: Float32Array }>): Map<string, NamedTensor> {
-  return new Map([...map].map(([name, t]) => [name, { shape: t.shape, data: t.data }]));
+function tensorsOf(
+  map: ReadonlyMap<string, { shape: number[]; data: Float32Array }>,
+): Map<string, NamedTensor> {
+  return new Map(
+    [...map].map(([name, t]) => [name, { shape: t.shape, data: t.data }]),
+  );
 }
 
 function snapshot(model: WideResNet, sgd: SGD, ema: ExponentialMovingAverage) {
@@ -116,7 +125,9 @@ function snapshot(model: WideResNet, sgd: SGD, ema: ExponentialMovingAverage) {
 }
 
 /** Trains a WideResNet with FixMatch or MixMatch, resuming from a checkpoint if there is one. */
-export async function trainModel(options: TrainModelOptions): Promise<TrainModelResult> {
+export async function trainModel(
+  options: TrainModelOptions,
+): Promise<TrainModelResult> {
   const { optim, algorithm, seed, log } = options;
   const model = new WideResNet({ ...options.model, seed });
   const sgd = new SGD({
@@ -136,104 +147,158 @@ export async function trainModel(options: TrainModelOptions): Promise<TrainModel
     ema.loadState(checkpoint.ema);
     rows = checkpoint.logRows;
     start = checkpoint.iteration;
-    log(`resuming from checkpoint ${checkpoint.path} at iteration ${start}/${optim.iterations}`);
+    log(
+      `resuming from checkpoint ${checkpoint.path} at iteration ${start}/${optim.iterations}`,
+    );
   }
 
   const uratio = algorithm === "fixmatch" ? options.fixmatch.uratio : options.mixmatch.uratio;
   const views = algorithm === "fixmatch" ? 2 : options.mixmatch.num_views;
   const imagesPerStep = optim.batch_size * (1 + uratio * views);
   log(
-    `${algorithm}: ${optim.iterations} iterations, batch ${optim.batch_size} labeled + ${optim.batch_size * uratio} unlabeled ` +
+    `${algorithm}: ${optim.iterations} iterations, batch ${optim.batch_size} labeled + ${
+      optim.batch_size * uratio
+    } unlabeled ` +
       `(${imagesPerStep} images through the network per step); at most ${options.maxForwardImages} images per forward, ` +
       (imagesPerStep > options.maxForwardImages
         ? "so steps are split into micro-batches, each with its own BN batch statistics"
         : "so BN statistics cover the whole step as in TorchSSL"),
   );
 
-  const loopStarted = performance.now();
-  let lastCheckpoint = checkpoint?.path ?? "none";
-  for (let iteration = start; iteration < optim.iterations; iteration++) {
-    const plan: BatchPlan = { seed, iteration, batchSize: optim.batch_size, uratio };
-    const dataStarted = performance.now();
-    const batch = algorithm === "fixmatch"
+  const pool = options.augmentWorkers > 0 ? new AugmentPool({ workers: options.augmentWorkers }) : null;
+  const augment: Augmenter = pool ? (request) => pool.augmentBatch(request) : inlineAugment;
+  const prepare = (
+    iteration: number,
+  ): Promise<FixMatchBatch | MixMatchBatch> => {
+    const plan: BatchPlan = {
+      seed,
+      iteration,
+      batchSize: optim.batch_size,
+      uratio,
+    };
+    return algorithm === "fixmatch"
       ? fixmatchBatch(options.train, options.labeledIndices, plan, {
         numOps: options.fixmatch.randaugment.num_ops,
         applyProbability: options.fixmatch.randaugment.apply_probability,
-      })
-      : mixmatchBatch(options.train, options.labeledIndices, plan, options.mixmatch.num_views);
-    const dataWait = (performance.now() - dataStarted) / 1000;
-
-    const stepStarted = performance.now();
-    const lr = cosineLearningRate(iteration, optim.iterations, optim.lr, optim.lr_cycles);
-    const decay = emaDecay(iteration, optim.ema_decay, optim.ema_warmup);
-    let result: StepResult;
-    let lambdaU: number;
-    let maskRate = NaN;
-    if (algorithm === "fixmatch") {
-      lambdaU = options.fixmatch.lambda_u;
-      const step = fixmatchStep(
-        model,
-        batch as Parameters<typeof fixmatchStep>[1],
-        { threshold: options.fixmatch.threshold, lambdaU },
-        { maxForwardImages: options.maxForwardImages },
+      }, augment)
+      : mixmatchBatch(
+        options.train,
+        options.labeledIndices,
+        plan,
+        options.mixmatch.num_views,
+        augment,
       );
-      maskRate = step.acceptedRate;
-      result = step;
-    } else {
-      lambdaU = mixmatchLambdaU(iteration, optim.iterations, options.mixmatch.lambda_u, options.mixmatch.ramp_up);
-      result = mixmatchStep(
-        model,
-        batch as Parameters<typeof mixmatchStep>[1],
-        {
-          temperature: options.mixmatch.temperature,
-          alpha: options.mixmatch.alpha,
-          lambdaU,
-          perSampleMixup: options.mixmatch.mixup === "sample",
-        },
-        Random.derive(seed, "mixup", iteration),
-        { maxForwardImages: options.maxForwardImages },
-      );
-    }
+  };
 
-    const losses = result.losses;
-    if (![losses.sup_loss, losses.unsup_loss, losses.total_loss].every(Number.isFinite)) {
-      disposeStepResult(result);
-      throw new DivergedError(iteration, losses, lastCheckpoint);
-    }
-    applyUpdate(model, sgd, ema, result, lr, decay);
-    const stepSeconds = (performance.now() - stepStarted) / 1000;
-
-    rows.push({
-      iteration: iteration + 1,
-      sup_loss: losses.sup_loss,
-      unsup_loss: losses.unsup_loss,
-      total_loss: losses.total_loss,
-      lambda_u: lambdaU,
-      mask_rate: maskRate,
-      lr,
-      ema_decay: decay,
-      micro_batches: result.microBatches,
-      data_wait_s: dataWait,
-      step_s: stepSeconds,
-      img_per_s: imagesPerStep / (stepSeconds + dataWait),
-    });
-
-    const done = iteration + 1;
-    if (done % optim.log_every === 0 || done === optim.iterations) {
-      const elapsed = (performance.now() - loopStarted) / 1000;
-      const perIteration = elapsed / (done - start);
-      const eta = perIteration * (optim.iterations - done);
-      log(
-        `iteration ${done}/${optim.iterations} sup_loss ${losses.sup_loss.toFixed(4)} unsup_loss ${losses.unsup_loss.toFixed(4)}` +
-          (Number.isNaN(maskRate) ? "" : ` mask ${maskRate.toFixed(3)}`) +
-          ` lr ${lr.toFixed(5)} ${(imagesPerStep / perIteration).toFixed(1)} img/s ETA ${formatSeconds(eta)}`,
-      );
-    }
-    if (done % optim.checkpoint_every === 0 || done === optim.iterations) {
-      lastCheckpoint = await saveCheckpoint(options.checkpointDir, { iteration: done, logRows: rows, ...snapshot(model, sgd, ema) });
-    }
+  try {
+    return await loop();
+  } finally {
+    pool?.close();
   }
-  return { model, ema, rows, resumedFrom: start };
+
+  async function loop(): Promise<TrainModelResult> {
+    const loopStarted = performance.now();
+    let lastCheckpoint = checkpoint?.path ?? "none";
+    let next = start < optim.iterations ? prepare(start) : null;
+    for (let iteration = start; iteration < optim.iterations; iteration++) {
+      const dataStarted = performance.now();
+      const batch = await next!;
+      const dataWait = (performance.now() - dataStarted) / 1000;
+      // Augment the next batch in the workers while this step trains.
+      next = iteration + 1 < optim.iterations ? prepare(iteration + 1) : null;
+
+      const stepStarted = performance.now();
+      const lr = cosineLearningRate(
+        iteration,
+        optim.iterations,
+        optim.lr,
+        optim.lr_cycles,
+      );
+      const decay = emaDecay(iteration, optim.ema_decay, optim.ema_warmup);
+      let result: StepResult;
+      let lambdaU: number;
+      let maskRate = NaN;
+      if (algorithm === "fixmatch") {
+        lambdaU = options.fixmatch.lambda_u;
+        const step = fixmatchStep(
+          model,
+          batch as Parameters<typeof fixmatchStep>[1],
+          { threshold: options.fixmatch.threshold, lambdaU },
+          { maxForwardImages: options.maxForwardImages },
+        );
+        maskRate = step.acceptedRate;
+        result = step;
+      } else {
+        lambdaU = mixmatchLambdaU(
+          iteration,
+          optim.iterations,
+          options.mixmatch.lambda_u,
+          options.mixmatch.ramp_up,
+        );
+        result = mixmatchStep(
+          model,
+          batch as Parameters<typeof mixmatchStep>[1],
+          {
+            temperature: options.mixmatch.temperature,
+            alpha: options.mixmatch.alpha,
+            lambdaU,
+            perSampleLambda: options.mixmatch.mixup === "sample",
+          },
+          Random.derive(seed, "mixup", iteration),
+          { maxForwardImages: options.maxForwardImages },
+        );
+      }
+
+      const losses = result.losses;
+      if (
+        ![losses.sup_loss, losses.unsup_loss, losses.total_loss].every(
+          Number.isFinite,
+        )
+      ) {
+        disposeStepResult(result);
+        throw new DivergedError(iteration, losses, lastCheckpoint);
+      }
+      applyUpdate(model, sgd, ema, result, lr, decay);
+      const stepSeconds = (performance.now() - stepStarted) / 1000;
+
+      rows.push({
+        iteration: iteration + 1,
+        sup_loss: losses.sup_loss,
+        unsup_loss: losses.unsup_loss,
+        total_loss: losses.total_loss,
+        lambda_u: lambdaU,
+        mask_rate: maskRate,
+        lr,
+        ema_decay: decay,
+        micro_batches: result.microBatches,
+        data_wait_s: dataWait,
+        step_s: stepSeconds,
+        img_per_s: imagesPerStep / (stepSeconds + dataWait),
+      });
+
+      const done = iteration + 1;
+      if (done % optim.log_every === 0 || done === optim.iterations) {
+        const elapsed = (performance.now() - loopStarted) / 1000;
+        const perIteration = elapsed / (done - start);
+        const eta = perIteration * (optim.iterations - done);
+        log(
+          `iteration ${done}/${optim.iterations} sup_loss ${losses.sup_loss.toFixed(4)} unsup_loss ${
+            losses.unsup_loss.toFixed(4)
+          }` +
+            (Number.isNaN(maskRate) ? "" : ` mask ${maskRate.toFixed(3)}`) +
+            ` lr ${lr.toFixed(5)} ${(imagesPerStep / perIteration).toFixed(1)} img/s ETA ${formatSeconds(eta)}`,
+        );
+      }
+      if (done % optim.checkpoint_every === 0 || done === optim.iterations) {
+        lastCheckpoint = await saveCheckpoint(options.checkpointDir, {
+          iteration: done,
+          logRows: rows,
+          ...snapshot(model, sgd, ema),
+        });
+      }
+    }
+    return { model, ema, rows, resumedFrom: start };
+  }
 }
 
 function formatSeconds(seconds: number): string {
@@ -244,7 +309,7 @@ function formatSeconds(seconds: number): string {
 
 /** Training produced a NaN or infinite loss. */
 export class DivergedError extends Error {
-  constructor(iteration: number, losses: Record<string, number>, checkpoint: string) {
+  constructor(iteration: number, losses: StepLosses, checkpoint: string) {
     super(
       `training diverged at iteration ${iteration + 1}: losses ${JSON.stringify(losses)}; ` +
         `the last good checkpoint is ${checkpoint} (kept). Lower train.lr or check the input data, then rerun.`,
@@ -254,7 +319,10 @@ export class DivergedError extends Error {
 }
 
 /** Returns the EMA model's state dict: EMA parameters with the live BN buffers, as TorchSSL evaluates. */
-export function emaStateDict(model: WideResNet, ema: ExponentialMovingAverage): Map<string, NamedTensor> {
+export function emaStateDict(
+  model: WideResNet,
+  ema: ExponentialMovingAverage,
+): Map<string, NamedTensor> {
   const restore = ema.applyTo(model.parameters);
   try {
     return tensorsOf(model.stateDict());
