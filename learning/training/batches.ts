@@ -143,8 +143,7 @@ export async function mixmatchBatch(
   ];
   for (let view = 0; view < numViews; view++) {
     requests.push(augment({
-      // Each request transfers its buffer to a worker, so every view gets its own copy.
-      images: picked.unlabeledImages.slice(),
+      images: picked.unlabeledImages,
       count: picked.unlabeledCount,
       ...size,
       seed: plan.seed,
