@@ -48,8 +48,8 @@ export async function readStageGraph(): Promise<Map<string, string[]>> {
   const graph = new Map<string, string[]>();
   for (const [name, task] of Object.entries(tasks)) {
     if (typeof task === "string" || !task.command?.includes("pipeline/cli.ts")) continue;
-    if (name === "all") continue;
-    graph.set(name, task.dependencies ?? []);
+    const isStage = await Deno.stat(`${REPO_ROOT}stages/${name}.ts`).then(() => true, () => false);
+    if (isStage) graph.set(name, task.dependencies ?? []);
   }
   return graph;
 }

@@ -190,16 +190,19 @@ export async function trainModel(
       );
   };
 
+  let next: Promise<FixMatchBatch | MixMatchBatch> | null = null;
   try {
     return await loop();
   } finally {
+    // A prefetch still in flight after an error is abandoned with the pool.
+    next?.catch(() => {});
     pool?.close();
   }
 
   async function loop(): Promise<TrainModelResult> {
     const loopStarted = performance.now();
     let lastCheckpoint = checkpoint?.path ?? "none";
-    let next = start < optim.iterations ? prepare(start) : null;
+    next = start < optim.iterations ? prepare(start) : null;
     for (let iteration = start; iteration < optim.iterations; iteration++) {
       const dataStarted = performance.now();
       const batch = await next!;
