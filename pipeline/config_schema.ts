@@ -103,6 +103,7 @@ export const StudyConfig = z.strictObject({
   study: StudyMatrix,
   backend: z.enum(BACKENDS),
   augment_workers: z.number().int().min(0).max(64),
+  parallel_cells: z.union([z.literal("auto"), positiveInt]),
   model: ModelConfig,
   train: TrainConfig,
   fixmatch: FixMatchConfig,

@@ -282,3 +282,24 @@ Deno.test("wasm gradient kernels leak no tensors over 100 calls", async () => {
     }
   });
 });
+
+Deno.test("wasm gather gradient matches cpu", async () => {
+  const { initBackend } = await import("../learning/backend/backends.ts");
+  const previous = tf.getBackend();
+  const gradientOn = async (backend: "wasm" | "cpu") => {
+    await initBackend(backend);
+    const x = tf.tensor2d([[1, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12]]);
+    const weights = tf.tensor2d([[1, -1, 2], [0.5, 3, -2], [1, 1, 1], [-1, 0, 4]]);
+    const gather = (v: tf.Tensor) => tf.sum(tf.mul(tf.gather(v, tf.tensor1d([3, 0, 0, 2], "int32")), weights));
+    const grad = tf.grad(gather)(x);
+    const values = Array.from(await grad.data());
+    tf.dispose([x, weights, grad]);
+    return values;
+  };
+  const cpu = await gradientOn("cpu");
+  const wasm = await gradientOn("wasm");
+  if (previous) await tf.setBackend(previous);
+  assert.deepEqual(wasm, cpu);
+  // Row 0 is gathered twice, rows 2 and 3 once, row 1 never.
+  assert.deepEqual(cpu, [1.5, 4, -1, 0, 0, 0, -1, 0, 4, 1, -1, 2]);
+});

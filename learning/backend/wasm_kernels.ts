@@ -28,12 +28,14 @@ import {
   registerConvGradientKernels,
   unregisterConvGradientKernels,
 } from "./_conv_gradient_kernels.ts";
+import { registerWasmSegmentSum } from "./_segment_sum_kernel.ts";
 
 const BACKEND_NAME = "wasm";
 
 /**
  * Registers `Conv2DBackpropFilter` and `Conv2DBackpropInput` for the wasm
- * backend, both computed by the backend's XNNPACK `Conv2D` kernel. Input
+ * backend, both computed by the backend's XNNPACK `Conv2D` kernel, and the
+ * missing `UnsortedSegmentSum` that the gradient of `tf.gather` needs. Input
  * gradients with unequal height and width strides, or with a padding side
  * of filter size or more, fall back to the package's own kernel. Filter
  * gradients support NHWC only. Calling it again does nothing. It may run
@@ -48,6 +50,7 @@ const BACKEND_NAME = "wasm";
  */
 export function registerWasmTrainingKernels(): void {
   registerConvGradientKernels(BACKEND_NAME);
+  registerWasmSegmentSum();
 }
 
 /**

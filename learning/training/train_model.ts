@@ -195,7 +195,7 @@ export async function trainModel(
     return await loop();
   } finally {
     // A prefetch still in flight after an error is abandoned with the pool.
-    next?.catch(() => {});
+    (next as Promise<unknown> | null)?.catch(() => {});
     pool?.close();
   }
 

@@ -1,0 +1,89 @@
+/**
+ * One train cell as a plain-data job, so it can run on the main thread or
+ * in a Web Worker (each worker has its own tfjs and wasm heap, which lets
+ * single-threaded backends train several cells at once).
+ *
+ * @module
+ */
+
+import { stringify } from "csv-stringify/sync";
+import { writeFileSynced } from "../pipeline/cache.ts";
+import type { StudyConfig } from "../pipeline/config.ts";
+import { loadDataset } from "../learning/data/dataset.ts";
+import { initBackend } from "../learning/backend/backends.ts";
+import type { WideResNetOptions } from "../learning/nn/wide_resnet.ts";
+import { writeTensorFile } from "../learning/training/tensor_file.ts";
+import { emaStateDict, LOG_COLUMNS, trainModel } from "../learning/training/train_model.ts";
+import { readSplit } from "./split.ts";
+
+/** Everything a train cell needs, as structured-cloneable data. */
+export interface TrainJob {
+  cell: string;
+  algorithm: "fixmatch" | "mixmatch";
+  seed: number;
+  config: StudyConfig;
+  datasetDir: string;
+  splitDir: string;
+  /** Temporary artifact folder to write into. */
+  dir: string;
+  /** Folder that survives interruption, for checkpoints. */
+  workDir: string;
+}
+
+/** The WideResNet options of a config. */
+export function modelOptions(config: StudyConfig, seed: number): WideResNetOptions {
+  return {
+    depth: config.model.depth,
+    widenFactor: config.model.widen_factor,
+    bnMomentum: config.model.bn_momentum,
+    bnEps: config.model.bn_eps,
+    leakySlope: config.model.leaky_slope,
+    seed,
+  };
+}
+
+/** Trains one cell and writes model, EMA model, training log and summary into `job.dir`. */
+export async function runTrainJob(job: TrainJob, log: (message: string) => void): Promise<void> {
+  const { config, cell } = job;
+  const backend = await initBackend(config.backend);
+  const limit = config.train.max_forward_images === "backend"
+    ? backend.maxForwardImages
+    : config.train.max_forward_images;
+  log(`${cell} on backend ${backend.name} (${backend.description})`);
+  const { train } = await loadDataset(job.datasetDir);
+  const { labeledIndices } = await readSplit(job.splitDir);
+
+  const started = performance.now();
+  const trained = await trainModel({
+    algorithm: job.algorithm,
+    train,
+    labeledIndices,
+    seed: job.seed,
+    model: modelOptions(config, job.seed),
+    optim: config.train,
+    fixmatch: config.fixmatch,
+    mixmatch: config.mixmatch,
+    maxForwardImages: limit,
+    augmentWorkers: config.augment_workers,
+    checkpointDir: `${job.workDir}/checkpoints`,
+    log,
+  });
+  const seconds = (performance.now() - started) / 1000;
+
+  await writeTensorFile(`${job.dir}/model`, trained.model.stateDict());
+  await writeTensorFile(`${job.dir}/ema_model`, emaStateDict(trained.model, trained.ema));
+  const records = trained.rows.map((row) => LOG_COLUMNS.map((column) => row[column]));
+  await writeFileSynced(`${job.dir}/train_log.csv`, stringify([[...LOG_COLUMNS], ...records]));
+  const summary = {
+    cell,
+    backend: backend.name,
+    max_forward_images: limit,
+    iterations: config.train.iterations,
+    resumed_from: trained.resumedFrom,
+    wall_seconds_this_run: seconds,
+    final: trained.rows[trained.rows.length - 1],
+  };
+  await writeFileSynced(`${job.dir}/summary.json`, JSON.stringify(summary, null, 2) + "\n");
+  trained.model.dispose();
+  trained.ema.dispose();
+}
