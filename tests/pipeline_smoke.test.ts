@@ -11,12 +11,17 @@ interface TaskRun {
   seconds: number;
 }
 
+/**
+ * Runs `deno task <stage>` with the flags in SEMISUP_ARGS, which is how flags
+ * reach the stages deno task runs as dependencies.
+ */
 async function task(args: string[]): Promise<TaskRun> {
   const started = performance.now();
+  const [stage, ...flags] = args;
   const result = await new Deno.Command(Deno.execPath(), {
-    args: ["task", ...args],
+    args: ["task", stage],
     cwd: ROOT,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", SEMISUP_ARGS: flags.join(" ") },
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -223,7 +223,7 @@ export async function trainModel(
       let maskRate = NaN;
       if (algorithm === "fixmatch") {
         lambdaU = options.fixmatch.lambda_u;
-        const step = fixmatchStep(
+        const step = await fixmatchStep(
           model,
           batch as Parameters<typeof fixmatchStep>[1],
           { threshold: options.fixmatch.threshold, lambdaU },
@@ -238,7 +238,7 @@ export async function trainModel(
           options.mixmatch.lambda_u,
           options.mixmatch.ramp_up,
         );
-        result = mixmatchStep(
+        result = await mixmatchStep(
           model,
           batch as Parameters<typeof mixmatchStep>[1],
           {
