@@ -21,7 +21,7 @@
  */
 
 import { hashJson, sha256File } from "./hash.ts";
-import { acquireLock, type LockOptions } from "./lock.ts";
+import { acquireLock, type LockOptions, processAlive } from "./lock.ts";
 import { formatDuration, type StageLogger, stageLogger } from "./log.ts";
 
 /** What makes a stage run unique. */
@@ -148,7 +148,11 @@ export class ArtifactStore {
     const log = stageLogger(spec.stage, key);
     const dir = this.path(spec.stage, key);
 
-    const hit = options.force ? null : await this.#lookupOrDiscard(spec.stage, key, log);
+    // Without the lock, a corrupt artifact only counts as a miss, because another process may be replacing it.
+    const hit = options.force ? null : await this.lookup(spec.stage, key).catch((error) => {
+      if (error instanceof CorruptArtifactError) return null;
+      throw error;
+    });
     if (hit) {
       log.info(`cache hit (${dir}, built in ${formatDuration(hit.timings.seconds)})`);
       return { key, dir, manifest: hit, cached: true };
@@ -177,7 +181,9 @@ export class ArtifactStore {
       if (!(error instanceof CorruptArtifactError)) throw error;
       const aside = `${this.root}/${stage}/.corrupt-${key}-${Date.now()}`;
       log.warn(`${error.message}; moving it to ${aside} and rebuilding`);
-      await Deno.rename(this.path(stage, key), aside);
+      await Deno.rename(this.path(stage, key), aside).catch((renameError) => {
+        if (!(renameError instanceof Deno.errors.NotFound)) throw renameError;
+      });
       return null;
     }
   }
@@ -191,6 +197,7 @@ export class ArtifactStore {
     const stageDir = `${this.root}/${spec.stage}`;
     const workDir = `${stageDir}/.work/${key}`;
     const tmp = `${stageDir}/.tmp-${key}-${Deno.pid}-${Date.now()}`;
+    await removeLeftovers(stageDir, key, log);
     await Deno.mkdir(workDir, { recursive: true });
     await Deno.mkdir(tmp, { recursive: true });
 
@@ -227,7 +234,8 @@ export class ArtifactStore {
 
   /**
    * Checks every artifact in the store against its manifest and returns the
-   * problems found. Leftover temporary folders are reported too.
+   * problems found. Temporary folders left by a build whose process is gone
+   * are reported too.
    */
   async verify(): Promise<{ checked: number; problems: VerifyProblem[] }> {
     const problems: VerifyProblem[] = [];
@@ -235,7 +243,17 @@ export class ArtifactStore {
     for await (const stage of readDirSafe(this.root)) {
       if (!stage.isDirectory) continue;
       for await (const entry of readDirSafe(`${this.root}/${stage.name}`)) {
-        if (!entry.isDirectory || entry.name.startsWith(".")) continue;
+        if (!entry.isDirectory) continue;
+        const dir = `${this.root}/${stage.name}/${entry.name}`;
+        const owner = tmpOwner(entry.name);
+        if (owner !== null && !processAlive(owner)) {
+          problems.push({
+            dir,
+            message: `leftover temporary folder of a build by process ${owner}, which is gone; ` +
+              `rerun the stage (it removes the folder) or delete it`,
+          });
+        }
+        if (entry.name.startsWith(".")) continue;
         checked++;
         try {
           const manifest = await this.lookup(stage.name, entry.name);
@@ -310,7 +328,25 @@ export async function writeFileSynced(path: string, data: string | Uint8Array): 
   }
 }
 
-/** Replaces `target` with the folder `tmp` by rename, after syncing it. */
+/** Returns the pid in a temporary folder name `.tmp-<key>-<pid>-<time>`, or null for other names. */
+function tmpOwner(name: string): number | null {
+  const match = /^\.tmp-[0-9a-f]+-(\d+)-\d+$/.exec(name);
+  return match ? Number(match[1]) : null;
+}
+
+/**
+ * Removes the temporary folders an interrupted build of `key` left behind.
+ * The caller holds the key's lock, so no live process writes to them.
+ */
+async function removeLeftovers(stageDir: string, key: string, log: StageLogger): Promise<void> {
+  for await (const entry of readDirSafe(stageDir)) {
+    if (!entry.isDirectory || !entry.name.startsWith(`.tmp-${key}-`)) continue;
+    log.warn(`removing ${stageDir}/${entry.name}, left by an interrupted build of this key`);
+    await Deno.remove(`${stageDir}/${entry.name}`, { recursive: true });
+  }
+}
+
+/** Replaces `target` with the folder `tmp` by rename. */
 async function publish(tmp: string, target: string): Promise<void> {
   await Deno.remove(target, { recursive: true }).catch((error) => {
     if (!(error instanceof Deno.errors.NotFound)) throw error;

@@ -70,6 +70,8 @@ export const TrainConfig = z.strictObject({
   ema_warmup: z.boolean(),
   checkpoint_every: positiveInt,
   log_every: positiveInt,
+  eval_every: z.number().int().min(0),
+  eval_images: positiveInt,
   max_forward_images: z.union([z.literal("backend"), positiveInt]),
 });
 
@@ -113,7 +115,7 @@ export const StudyConfig = z.strictObject({
     test_images: z.union([z.literal("all"), positiveInt]),
   }),
   tabulate: z.strictObject({
-    metric: z.enum(["final"]),
+    metric: z.enum(["final", "best", "median_last_20"]),
     references: z.string().min(1),
   }),
 });

@@ -1,7 +1,8 @@
 /**
  * Per-key lock files, so two processes on one artifact store never build
- * the same key at the same time. A lock whose owner process is gone is taken
- * over.
+ * the same key at the same time. A lock is taken over when its owner process
+ * is gone, or when the file has no readable owner and is older than
+ * `abandonedMs` (its owner died between creating and writing it).
  *
  * @example
  * ```ts
@@ -20,6 +21,12 @@ export interface LockOptions {
   pollMs?: number;
   /** Give up after this many milliseconds; Infinity waits for ever. */
   timeoutMs?: number;
+  /**
+   * Age in milliseconds after which a lock file that is empty or not valid
+   * JSON counts as abandoned; 10 000 by default. A live owner writes its pid
+   * right after creating the file.
+   */
+  abandonedMs?: number;
 }
 
 /** A held lock. */
@@ -31,6 +38,13 @@ interface LockOwner {
   pid: number;
   host: string;
   started: string;
+}
+
+/** A lock file as read at one moment. */
+interface LockSnapshot {
+  text: string;
+  ino: number | null;
+  ageMs: number;
 }
 
 /** Returns whether a process with this pid exists on this machine. */
@@ -45,7 +59,7 @@ export function processAlive(pid: number): boolean {
 
 /**
  * Creates the lock file, waiting while a live process holds it and taking it
- * over when its owner is dead.
+ * over when it is stale (see the module documentation).
  */
 export async function acquireLock(
   path: string,
@@ -53,29 +67,27 @@ export async function acquireLock(
   options: LockOptions = {},
 ): Promise<Lock> {
   const pollMs = options.pollMs ?? 1000;
+  const abandonedMs = options.abandonedMs ?? 10_000;
   const deadline = Date.now() + (options.timeoutMs ?? Infinity);
   let announced = false;
   const me: LockOwner = { pid: Deno.pid, host: hostname(), started: new Date().toISOString() };
+  const myText = JSON.stringify(me);
 
   for (;;) {
-    try {
-      const file = await Deno.open(path, { write: true, createNew: true });
-      await file.write(new TextEncoder().encode(JSON.stringify(me)));
-      file.close();
-      return { release: () => Deno.remove(path).catch(() => {}) };
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-    }
+    if (await tryCreate(path, myText)) return { release: () => releaseIfMine(path, myText) };
 
-    const owner = await readOwner(path);
-    if (owner && owner.host === me.host && !processAlive(owner.pid)) {
-      log.warn(`lock ${path} was held by process ${owner.pid}, which is gone; taking it over`);
-      await Deno.remove(path).catch(() => {});
+    const seen = await readSnapshot(path);
+    if (!seen) continue; // Released between the two calls.
+    const owner = parseOwner(seen.text);
+    const reason = staleReason(owner, seen, me.host, abandonedMs);
+    if (reason) {
+      if (await removeIfUnchanged(path, seen)) log.warn(`lock ${path} ${reason}; taking it over`);
       continue;
     }
+
     if (Date.now() > deadline) {
       throw new Error(
-        `timed out waiting for lock ${path} held by ${JSON.stringify(owner)}; ` +
+        `timed out waiting for lock ${path} held by ${owner ? JSON.stringify(owner) : "an unknown owner"}; ` +
           `if no other semisup process is running, delete the file`,
       );
     }
@@ -87,11 +99,92 @@ export async function acquireLock(
   }
 }
 
-async function readOwner(path: string): Promise<LockOwner | null> {
+/** Creates `path` with `text` unless it exists; a failed write removes the file again. */
+async function tryCreate(path: string, text: string): Promise<boolean> {
+  let file: Deno.FsFile;
   try {
-    return JSON.parse(await Deno.readTextFile(path)) as LockOwner;
+    file = await Deno.open(path, { write: true, createNew: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) return false;
+    throw error;
+  }
+  try {
+    const bytes = new TextEncoder().encode(text);
+    let written = 0;
+    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+  } catch (error) {
+    file.close();
+    // An empty lock file would block other processes until it counts as abandoned.
+    await Deno.remove(path).catch(() => {});
+    throw new Error(`failed to write lock file ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  file.close();
+  return true;
+}
+
+async function readSnapshot(path: string): Promise<LockSnapshot | null> {
+  try {
+    const info = await Deno.stat(path);
+    const text = await Deno.readTextFile(path);
+    const ageMs = Date.now() - (info.mtime?.getTime() ?? Date.now());
+    return { text, ino: info.ino, ageMs };
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+function parseOwner(text: string): LockOwner | null {
+  try {
+    const value = JSON.parse(text);
+    if (typeof value?.pid === "number" && typeof value?.host === "string") return value as LockOwner;
+    return null;
   } catch {
-    // The owner may be between creating and writing the file.
     return null;
   }
+}
+
+/** Returns why a lock may be taken over, or null while its owner may still be alive. */
+function staleReason(owner: LockOwner | null, seen: LockSnapshot, host: string, abandonedMs: number): string | null {
+  if (owner) {
+    if (owner.host === host && !processAlive(owner.pid)) return `was held by process ${owner.pid}, which is gone`;
+    return null;
+  }
+  if (seen.ageMs > abandonedMs) {
+    const content = seen.text.length === 0 ? "is empty" : `has no valid owner (${JSON.stringify(seen.text.slice(0, 40))})`;
+    return `${content} and is ${(seen.ageMs / 1000).toFixed(0)} s old, so its owner died while creating it`;
+  }
+  return null;
+}
+
+/**
+ * Removes the lock file if it is still the one judged stale. The file is
+ * renamed aside first, so of several processes taking over one stale lock
+ * only one removes it; a process that renamed a newer lock by mistake puts
+ * it back.
+ */
+async function removeIfUnchanged(path: string, seen: LockSnapshot): Promise<boolean> {
+  const aside = `${path}.takeover-${Deno.pid}-${crypto.randomUUID()}`;
+  try {
+    await Deno.rename(path, aside);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+  const now = await readSnapshot(aside);
+  if (now && now.ino === seen.ino && now.text === seen.text) {
+    await Deno.remove(aside);
+    return true;
+  }
+  // NOTE: if a third process created a lock in the moment between the rename
+  // and this link, the link fails and two processes hold the key.
+  await Deno.link(aside, path).catch(() => {});
+  await Deno.remove(aside).catch(() => {});
+  return false;
+}
+
+/** Removes the lock file only while it still holds this owner. */
+async function releaseIfMine(path: string, text: string): Promise<void> {
+  const current = await Deno.readTextFile(path).catch(() => null);
+  if (current === text) await Deno.remove(path).catch(() => {});
 }

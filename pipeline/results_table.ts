@@ -13,12 +13,34 @@
 import { stringify } from "csv-stringify/sync";
 import { meanAndStd } from "../learning/metrics.ts";
 
-/** One evaluated cell. */
+/** Which accuracy of a cell a table shows. */
+export type Metric = "final" | "best" | "median_last_20";
+
+/** What each metric means, for table headings. */
+export const METRIC_DESCRIPTIONS: Record<Metric, string> = {
+  final: "EMA model after the last iteration, evaluate stage",
+  best: "best EMA-model accuracy of the periodic evaluations during training",
+  median_last_20: "median EMA-model accuracy of the last 20 periodic evaluations during training",
+};
+
+/** One evaluated cell, with its accuracy under each metric (NaN when not measured). */
 export interface MeasuredCell {
   algorithm: string;
   labels: number;
   seed: number;
-  accuracy: number;
+  accuracy: Record<Metric, number>;
+}
+
+/**
+ * Returns the best and the median of the last 20 accuracies of an
+ * evaluation log (NaN for an empty log).
+ */
+export function summarizeEvaluations(accuracies: number[]): { best: number; median_last_20: number } {
+  if (accuracies.length === 0) return { best: NaN, median_last_20: NaN };
+  const last = accuracies.slice(-20).sort((a, b) => a - b);
+  const middle = Math.floor(last.length / 2);
+  const median = last.length % 2 === 1 ? last[middle] : (last[middle - 1] + last[middle]) / 2;
+  return { best: Math.max(...accuracies), median_last_20: median };
 }
 
 /** A published or course accuracy, from configs/references.yaml. */
@@ -51,6 +73,7 @@ export function buildTable(
   measured: MeasuredCell[],
   references: ReferenceRow[],
   measuredLabel: string,
+  metric: Metric = "final",
 ): ResultsTable {
   const labels = [...new Set([...measured.map((m) => m.labels), 40, 250, 4000])].sort((a, b) => a - b);
   const rows: TableRow[] = [];
@@ -58,7 +81,9 @@ export function buildTable(
   for (const algorithm of algorithms) {
     const cells = new Map<number, { mean: number; std: number; seeds: number }>();
     for (const count of labels) {
-      const values = measured.filter((m) => m.algorithm === algorithm && m.labels === count).map((m) => m.accuracy);
+      const values = measured
+        .filter((m) => m.algorithm === algorithm && m.labels === count && !Number.isNaN(m.accuracy[metric]))
+        .map((m) => m.accuracy[metric]);
       if (values.length > 0) cells.set(count, { ...meanAndStd(values), seeds: values.length });
     }
     rows.push({
@@ -95,31 +120,26 @@ export function toMarkdown(table: ResultsTable, heading: string): string {
   return [header, rule, ...lines, "", "Reference sources:", ...sources, ""].join("\n");
 }
 
-/** Renders the table as CSV: one line per (row, label count) with mean, std and seeds. */
-export function toCsv(table: ResultsTable): string {
-  const records: (string | number)[][] = [[
-    "row",
-    "kind",
-    "labels",
-    "mean_accuracy",
-    "std_accuracy",
-    "seeds",
-    "source",
-  ]];
-  for (const row of table.rows) {
-    for (const count of table.labels) {
-      const cell = row.cells.get(count);
-      if (!cell) continue;
-      records.push([
-        row.name,
-        row.kind,
-        count,
-        cell.mean.toFixed(6),
-        Number.isNaN(cell.std) ? "" : cell.std.toFixed(6),
-        cell.seeds,
-        row.source,
-      ]);
+/**
+ * Renders tables as CSV: one line per (metric, row, label count) with mean,
+ * std and seed count. Reference rows appear once, under metric "reference".
+ */
+export function toCsv(tables: Partial<Record<Metric, ResultsTable>>): string {
+  const header = ["metric", "row", "kind", "labels", "mean_accuracy", "std_accuracy", "seeds", "source"];
+  const records: (string | number)[][] = [header];
+  let referencesDone = false;
+  for (const [metric, table] of Object.entries(tables) as [Metric, ResultsTable][]) {
+    for (const row of table.rows) {
+      if (row.kind === "reference" && referencesDone) continue;
+      for (const count of table.labels) {
+        const cell = row.cells.get(count);
+        if (!cell) continue;
+        const std = Number.isNaN(cell.std) ? "" : cell.std.toFixed(6);
+        const rowMetric = row.kind === "reference" ? "reference" : metric;
+        records.push([rowMetric, row.name, row.kind, count, cell.mean.toFixed(6), std, cell.seeds, row.source]);
+      }
     }
+    referencesDone = true;
   }
   return stringify(records);
 }

@@ -9,7 +9,16 @@
 import { type CellResult, forced, type RunContext, stageCode } from "../pipeline/runner.ts";
 import { type StageResult, writeFileSynced } from "../pipeline/cache.ts";
 import { parseYamlText, REPO_ROOT } from "../pipeline/config.ts";
-import { buildTable, type MeasuredCell, type ReferenceRow, toCsv, toMarkdown } from "../pipeline/results_table.ts";
+import { parse } from "csv-parse/sync";
+import {
+  buildTable,
+  type MeasuredCell,
+  METRIC_DESCRIPTIONS,
+  type ReferenceRow,
+  summarizeEvaluations,
+  toCsv,
+  toMarkdown,
+} from "../pipeline/results_table.ts";
 import { sha256 } from "../pipeline/hash.ts";
 
 /** Parses a cell id `fixmatch-40-s0`. */
@@ -23,12 +32,16 @@ function parseCell(cell: string): { algorithm: string; labels: number; seed: num
 export async function run(context: RunContext): Promise<StageResult> {
   const { config, store } = context;
   const evaluated = context.outputs.get("evaluate") as Map<string, CellResult>;
+  const trained = context.outputs.get("train") as Map<string, CellResult>;
   const referencesPath = config.tabulate.references.startsWith("/")
     ? config.tabulate.references
     : `${REPO_ROOT}${config.tabulate.references}`;
   const referencesText = await Deno.readTextFile(referencesPath);
   const references = (parseYamlText(referencesText, referencesPath) as { references: ReferenceRow[] }).references;
-  const inputs = Object.fromEntries([...evaluated].map(([cell, result]) => [cell, result.key]));
+  const inputs = Object.fromEntries([
+    ...[...evaluated].map(([cell, result]) => [`evaluate:${cell}`, result.key]),
+    ...[...trained].map(([cell, result]) => [`train:${cell}`, result.key]),
+  ]);
   const measuredLabel = `profile ${config.profile}, ${config.train.iterations} iterations, backend ${config.backend}`;
 
   const result = await store.run(
@@ -42,12 +55,23 @@ export async function run(context: RunContext): Promise<StageResult> {
       const measured: MeasuredCell[] = [];
       for (const [cell, evaluation] of evaluated) {
         const metrics = JSON.parse(await Deno.readTextFile(`${evaluation.dir}/metrics.json`));
-        measured.push({ ...parseCell(cell), accuracy: metrics.accuracy });
+        // The periodic evaluations during training give the best and median-of-last-20 columns.
+        const evalLog = parse(await Deno.readTextFile(`${trained.get(cell)!.dir}/eval_log.csv`), {
+          columns: true,
+          cast: true,
+        }) as { iteration: number; ema_accuracy: number }[];
+        const periodic = summarizeEvaluations(evalLog.map((row) => row.ema_accuracy));
+        measured.push({ ...parseCell(cell), accuracy: { final: metrics.accuracy, ...periodic } });
       }
-      const table = buildTable(measured, references, measuredLabel);
-      const markdown = toMarkdown(table, "CIFAR-10 top-1 accuracy (EMA model, final iteration)");
+      const metric = config.tabulate.metric;
+      const table = buildTable(measured, references, measuredLabel, metric);
+      const markdown = toMarkdown(table, `CIFAR-10 top-1 accuracy (${metric}: ${METRIC_DESCRIPTIONS[metric]})`);
       await writeFileSynced(`${dir}/results.md`, markdown);
-      await writeFileSynced(`${dir}/results.csv`, toCsv(table));
+      await writeFileSynced(`${dir}/results.csv`, toCsv({
+        final: buildTable(measured, references, measuredLabel, "final"),
+        best: buildTable(measured, references, measuredLabel, "best"),
+        median_last_20: buildTable(measured, references, measuredLabel, "median_last_20"),
+      }));
       log.info(`results table:\n${markdown}`);
     },
     { force: forced(context, "tabulate") },

@@ -10,6 +10,7 @@
 import { type CellResult, forced, type RunContext, stageCode } from "../pipeline/runner.ts";
 import type { StageResult } from "../pipeline/cache.ts";
 import { stageLogger } from "../pipeline/log.ts";
+import type { StudyConfig } from "../pipeline/config.ts";
 import { type BackendInfo, initBackend } from "../learning/backend/backends.ts";
 import { runTrainJob, type TrainJob } from "./train_cell.ts";
 import type { TrainWorkerReply } from "./_train_worker.ts";
@@ -20,6 +21,29 @@ export { modelOptions } from "./train_cell.ts";
 /** The train cell id. */
 export function trainCell(algorithm: string, labels: number, seed: number): string {
   return `${algorithm}-${labels}-s${seed}`;
+}
+
+/**
+ * The parameters in a train cell's cache key: the cell, the backend, the
+ * model and train sections, and only the cell's own algorithm section, so a
+ * FixMatch hyperparameter never invalidates MixMatch cells.
+ */
+export function trainParams(
+  config: StudyConfig,
+  algorithm: "fixmatch" | "mixmatch",
+  labels: number,
+  seed: number,
+  backend: string,
+): Record<string, unknown> {
+  return {
+    algorithm,
+    labels,
+    seed,
+    backend,
+    model: config.model,
+    train: config.train,
+    [algorithm]: config[algorithm],
+  };
 }
 
 function runInWorker(job: TrainJob, key: string): Promise<void> {
@@ -66,16 +90,7 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
 
   const trainOne = async ({ cell, algorithm, labels, seed }: (typeof cells)[number]): Promise<CellResult> => {
     const split = splits.get(splitCell(labels, seed))!;
-    const params = {
-      algorithm,
-      labels,
-      seed,
-      backend: backend.name,
-      max_forward_images: config.train.max_forward_images,
-      model: config.model,
-      train: config.train,
-      [algorithm]: config[algorithm],
-    };
+    const params = trainParams(config, algorithm, labels, seed, backend.name);
     const result = await store.run(
       { stage: "train", code, params, inputs: { split: split.key, dataset: dataset.key } },
       async ({ dir, workDir, key, log }) => {

@@ -15,6 +15,7 @@ import type { WideResNetOptions } from "../learning/nn/wide_resnet.ts";
 import { writeTensorFile } from "../learning/training/tensor_file.ts";
 import { emaStateDict, LOG_COLUMNS, trainModel } from "../learning/training/train_model.ts";
 import { readSplit } from "./split.ts";
+import { balancedSubset } from "../learning/metrics.ts";
 
 /** Everything a train cell needs, as structured-cloneable data. */
 export interface TrainJob {
@@ -50,7 +51,7 @@ export async function runTrainJob(job: TrainJob, log: (message: string) => void)
     ? backend.maxForwardImages
     : config.train.max_forward_images;
   log(`${cell} on backend ${backend.name} (${backend.description})`);
-  const { train } = await loadDataset(job.datasetDir);
+  const { train, test, classNames } = await loadDataset(job.datasetDir);
   const { labeledIndices } = await readSplit(job.splitDir);
 
   const started = performance.now();
@@ -65,6 +66,14 @@ export async function runTrainJob(job: TrainJob, log: (message: string) => void)
     mixmatch: config.mixmatch,
     maxForwardImages: limit,
     augmentWorkers: config.augment_workers,
+    evaluation: config.train.eval_every > 0
+      ? {
+        test,
+        indices: balancedSubset(test.labels, classNames.length, config.train.eval_images),
+        every: config.train.eval_every,
+        batchSize: config.evaluate.batch_size,
+      }
+      : undefined,
     checkpointDir: `${job.workDir}/checkpoints`,
     log,
   });
@@ -74,6 +83,8 @@ export async function runTrainJob(job: TrainJob, log: (message: string) => void)
   await writeTensorFile(`${job.dir}/ema_model`, emaStateDict(trained.model, trained.ema));
   const records = trained.rows.map((row) => LOG_COLUMNS.map((column) => row[column]));
   await writeFileSynced(`${job.dir}/train_log.csv`, stringify([[...LOG_COLUMNS], ...records]));
+  const evalRecords = trained.evalRows.map((row) => [row.iteration, row.ema_accuracy]);
+  await writeFileSynced(`${job.dir}/eval_log.csv`, stringify([["iteration", "ema_accuracy"], ...evalRecords]));
   const summary = {
     cell,
     backend: backend.name,

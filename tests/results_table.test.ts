@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import { parse } from "csv-parse/sync";
-import { buildTable, toCsv, toMarkdown } from "../pipeline/results_table.ts";
+import { buildTable, type MeasuredCell, summarizeEvaluations, toCsv, toMarkdown } from "../pipeline/results_table.ts";
 import { balancedSubset, classificationMetrics, meanAndStd } from "../learning/metrics.ts";
 
 const references = [
   { name: "TorchSSL FixMatch", algorithm: "fixmatch", accuracy: { 40: 0.9253, 250: 0.9514, 4000: 0.9579 }, source: "TorchSSL README" },
 ];
+
+function cell(algorithm: string, labels: number, seed: number, final: number, best = NaN, median = NaN): MeasuredCell {
+  return { algorithm, labels, seed, accuracy: { final, best, median_last_20: median } };
+}
 
 Deno.test("metrics accuracy and confusion on a tiny case", () => {
   const metrics = classificationMetrics([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3);
@@ -30,9 +34,9 @@ Deno.test("balanced subset takes classes in turn", () => {
 Deno.test("table groups seeds into mean and std", () => {
   const table = buildTable(
     [
-      { algorithm: "fixmatch", labels: 40, seed: 0, accuracy: 0.5 },
-      { algorithm: "fixmatch", labels: 40, seed: 1, accuracy: 0.7 },
-      { algorithm: "mixmatch", labels: 250, seed: 0, accuracy: 0.3 },
+      cell("fixmatch", 40, 0, 0.5),
+      cell("fixmatch", 40, 1, 0.7),
+      cell("mixmatch", 250, 0, 0.3),
     ],
     references,
     "profile quick",
@@ -46,7 +50,7 @@ Deno.test("table groups seeds into mean and std", () => {
 });
 
 Deno.test("table markdown marks references apart", () => {
-  const table = buildTable([{ algorithm: "fixmatch", labels: 40, seed: 0, accuracy: 0.5 }], references, "quick");
+  const table = buildTable([cell("fixmatch", 40, 0, 0.5)], references, "quick");
   const markdown = toMarkdown(table, "accuracy");
   assert.match(markdown, /\| semisup FixMatch \(quick\) \| measured \| 0\.5000 ± 0\.0000 \(n=1\) \| — \| — \|/);
   assert.match(markdown, /\| TorchSSL FixMatch \| reference \| 0\.9253 \| 0\.9514 \| 0\.9579 \|/);
@@ -54,11 +58,36 @@ Deno.test("table markdown marks references apart", () => {
 });
 
 Deno.test("table csv has one record per cell", () => {
-  const table = buildTable([{ algorithm: "mixmatch", labels: 4000, seed: 0, accuracy: 0.25 }], references, "quick");
-  const records = parse(toCsv(table), { columns: true }) as Record<string, string>[];
+  const table = buildTable([cell("mixmatch", 4000, 0, 0.25)], references, "quick");
+  const records = parse(toCsv({ final: table }), { columns: true }) as Record<string, string>[];
   assert.equal(records.length, 4);
+  assert.equal(records[0].metric, "final");
   const measured = records.find((r) => r.kind === "measured")!;
   assert.equal(measured.labels, "4000");
   assert.equal(measured.mean_accuracy, "0.250000");
   assert.equal(records.filter((r) => r.kind === "reference").length, 3);
+});
+
+Deno.test("evaluation log best and median of last 20", () => {
+  const log = Array.from({ length: 30 }, (_, i) => i / 100);
+  const summary = summarizeEvaluations(log);
+  assert.equal(summary.best, 0.29);
+  // The last 20 are 0.10 .. 0.29, whose median is (0.19 + 0.20) / 2.
+  assert.ok(Math.abs(summary.median_last_20 - 0.195) < 1e-12);
+  assert.deepEqual(summarizeEvaluations([0.3, 0.1, 0.2]), { best: 0.3, median_last_20: 0.2 });
+  assert.ok(Number.isNaN(summarizeEvaluations([]).best));
+});
+
+Deno.test("table shows the chosen metric and csv all of them", () => {
+  const cells = [cell("fixmatch", 40, 0, 0.5, 0.6, 0.55)];
+  const final = buildTable(cells, references, "quick", "final");
+  const best = buildTable(cells, references, "quick", "best");
+  const median = buildTable(cells, references, "quick", "median_last_20");
+  assert.equal(best.rows[0].cells.get(40)!.mean, 0.6);
+  assert.equal(median.rows[0].cells.get(40)!.mean, 0.55);
+  const records = parse(toCsv({ final, best, median_last_20: median }), { columns: true }) as Record<string, string>[];
+  const measured = records.filter((r) => r.kind === "measured").map((r) => [r.metric, r.mean_accuracy]);
+  assert.deepEqual(measured, [["final", "0.500000"], ["best", "0.600000"], ["median_last_20", "0.550000"]]);
+  assert.equal(records.filter((r) => r.kind === "reference").length, 3);
+  assert.ok(records.filter((r) => r.kind === "reference").every((r) => r.metric === "reference"));
 });

@@ -24,6 +24,8 @@ export interface CheckpointData {
   ema: Map<string, NamedTensor>;
   /** Training log rows up to `iteration`. */
   logRows: Record<string, number>[];
+  /** Periodic test-accuracy rows up to `iteration`. */
+  evalRows: Record<string, number>[];
 }
 
 const LATEST = "latest.json";
@@ -44,7 +46,7 @@ export async function saveCheckpoint(dir: string, data: CheckpointData, keep = 2
   await writeTensorFile(`${tmp}/ema`, data.ema);
   await Deno.writeTextFile(
     `${tmp}/state.json`,
-    JSON.stringify({ iteration: data.iteration, log: data.logRows }) + "\n",
+    JSON.stringify({ iteration: data.iteration, log: data.logRows, eval: data.evalRows }) + "\n",
   );
   await Deno.remove(`${dir}/${name}`, { recursive: true }).catch(() => {});
   await Deno.rename(tmp, `${dir}/${name}`);
@@ -78,6 +80,7 @@ export async function loadLatestCheckpoint(dir: string): Promise<(CheckpointData
     path,
     iteration: state.iteration,
     logRows: state.log,
+    evalRows: state.eval ?? [],
     model: await readTensorFile(`${path}/model`),
     momentum: await readTensorFile(`${path}/momentum`),
     ema: await readTensorFile(`${path}/ema`),

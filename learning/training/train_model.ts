@@ -25,6 +25,7 @@ import { loadLatestCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import type { NamedTensor } from "./tensor_file.ts";
 import { type Augmenter, type BatchPlan, fixmatchBatch, inlineAugment, mixmatchBatch } from "./batches.ts";
 import { AugmentPool } from "../augment/augment_pool.ts";
+import { predictLabels } from "../predict.ts";
 import type { FixMatchBatch } from "../algorithms/fixmatch.ts";
 import type { MixMatchBatch } from "../algorithms/mixmatch.ts";
 
@@ -76,9 +77,19 @@ export interface TrainModelOptions {
   maxForwardImages: number;
   /** Worker threads that augment the next batch while the current step trains; 0 augments inline. */
   augmentWorkers: number;
+  /** Test accuracy of the EMA model every `every` iterations and at the end; absent: none. */
+  evaluation?: PeriodicEvaluation;
   /** Folder for checkpoints; survives interruption. */
   checkpointDir: string;
   log: (message: string) => void;
+}
+
+/** Test images for the periodic evaluation during training. */
+export interface PeriodicEvaluation {
+  test: ImageSet;
+  indices: Int32Array;
+  every: number;
+  batchSize: number;
 }
 
 /** One row of the training log. */
@@ -89,6 +100,8 @@ export interface TrainModelResult {
   model: WideResNet;
   ema: ExponentialMovingAverage;
   rows: LogRow[];
+  /** Periodic evaluations: iteration and EMA-model test accuracy. */
+  evalRows: LogRow[];
   resumedFrom: number;
 }
 
@@ -138,6 +151,7 @@ export async function trainModel(
   });
   const ema = new ExponentialMovingAverage(model.parameters, optim.ema_decay);
   let rows: LogRow[] = [];
+  let evalRows: LogRow[] = [];
   let start = 0;
 
   const checkpoint = await loadLatestCheckpoint(options.checkpointDir);
@@ -146,6 +160,7 @@ export async function trainModel(
     sgd.loadState(checkpoint.momentum);
     ema.loadState(checkpoint.ema);
     rows = checkpoint.logRows;
+    evalRows = checkpoint.evalRows;
     start = checkpoint.iteration;
     log(
       `resuming from checkpoint ${checkpoint.path} at iteration ${start}/${optim.iterations}`,
@@ -201,7 +216,7 @@ export async function trainModel(
 
   async function loop(): Promise<TrainModelResult> {
     const loopStarted = performance.now();
-    let lastCheckpoint = checkpoint?.path ?? "none";
+    let lastCheckpoint: string | null = checkpoint?.path ?? null;
     next = start < optim.iterations ? prepare(start) : null;
     for (let iteration = start; iteration < optim.iterations; iteration++) {
       const dataStarted = performance.now();
@@ -292,15 +307,40 @@ export async function trainModel(
             ` lr ${lr.toFixed(5)} ${(imagesPerStep / perIteration).toFixed(1)} img/s ETA ${formatSeconds(eta)}`,
         );
       }
+      const evaluation = options.evaluation;
+      if (evaluation && (done % evaluation.every === 0 || done === optim.iterations)) {
+        const started = performance.now();
+        const accuracy = emaTestAccuracy(model, ema, evaluation);
+        evalRows.push({ iteration: done, ema_accuracy: accuracy });
+        log(
+          `evaluation at iteration ${done}: EMA model top-1 ${(accuracy * 100).toFixed(2)}% on ` +
+            `${evaluation.indices.length} test images (${formatSeconds((performance.now() - started) / 1000)})`,
+        );
+      }
       if (done % optim.checkpoint_every === 0 || done === optim.iterations) {
         lastCheckpoint = await saveCheckpoint(options.checkpointDir, {
           iteration: done,
           logRows: rows,
+          evalRows,
           ...snapshot(model, sgd, ema),
         });
       }
     }
-    return { model, ema, rows, resumedFrom: start };
+    return { model, ema, rows, evalRows, resumedFrom: start };
+  }
+}
+
+function emaTestAccuracy(model: WideResNet, ema: ExponentialMovingAverage, evaluation: PeriodicEvaluation): number {
+  const restore = ema.applyTo(model.parameters);
+  try {
+    const predicted = predictLabels(model, evaluation.test.images, evaluation.indices, evaluation.batchSize);
+    let correct = 0;
+    for (let i = 0; i < predicted.length; i++) {
+      if (predicted[i] === evaluation.test.labels[evaluation.indices[i]]) correct++;
+    }
+    return correct / predicted.length;
+  } finally {
+    restore();
   }
 }
 
@@ -312,12 +352,27 @@ function formatSeconds(seconds: number): string {
 
 /** Training produced a NaN or infinite loss. */
 export class DivergedError extends Error {
-  constructor(iteration: number, losses: StepLosses, checkpoint: string) {
+  /** The 1-based iteration whose loss was not finite. */
+  readonly iteration: number;
+  readonly losses: StepLosses;
+  /** Folder of the last checkpoint written before the divergence, or null when there is none. */
+  readonly checkpoint: string | null;
+
+  constructor(iteration: number, losses: StepLosses, checkpoint: string | null) {
+    // String() rather than JSON.stringify, which would print NaN and Infinity as null.
+    const terms = `sup_loss ${String(losses.sup_loss)}, unsup_loss ${String(losses.unsup_loss)}, ` +
+      `total_loss ${String(losses.total_loss)}`;
+    const kept = checkpoint === null
+      ? "No checkpoint was written before it."
+      : `The last checkpoint before it is kept at ${checkpoint}.`;
     super(
-      `training diverged at iteration ${iteration + 1}: losses ${JSON.stringify(losses)}; ` +
-        `the last good checkpoint is ${checkpoint} (kept). Lower train.lr or check the input data, then rerun.`,
+      `training diverged at iteration ${iteration + 1}: ${terms}. ${kept} ` +
+        `Lower train.lr (a new cache key, so training starts again) or check the input data, then rerun.`,
     );
     this.name = "DivergedError";
+    this.iteration = iteration + 1;
+    this.losses = losses;
+    this.checkpoint = checkpoint;
   }
 }
 
