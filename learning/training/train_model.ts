@@ -212,6 +212,8 @@ export async function trainModel(
     // A prefetch still in flight after an error is abandoned with the pool.
     (next as Promise<unknown> | null)?.catch(() => {});
     pool?.close();
+    // Momentum buffers are saved in the checkpoints and not needed after training.
+    sgd.dispose();
   }
 
   async function loop(): Promise<TrainModelResult> {
