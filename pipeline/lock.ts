@@ -13,6 +13,7 @@
  */
 
 import { hostname } from "node:os";
+import { dirname } from "node:path";
 import type { StageLogger } from "./log.ts";
 
 /** How long to wait for another process's lock. */
@@ -23,11 +24,14 @@ export interface LockOptions {
   timeoutMs?: number;
   /**
    * Age in milliseconds after which a lock file that is empty or not valid
-   * JSON counts as abandoned; 10 000 by default. A live owner writes its pid
+   * JSON counts as abandoned, 10 000 by default. A live owner writes its pid
    * right after creating the file.
    */
   abandonedMs?: number;
 }
+
+/** The file whose flock guards taking over stale locks in its folder; it is never deleted. */
+const GUARD = ".lock-takeover";
 
 /** A held lock. */
 export interface Lock {
@@ -81,7 +85,7 @@ export async function acquireLock(
     const owner = parseOwner(seen.text);
     const reason = staleReason(owner, seen, me.host, abandonedMs);
     if (reason) {
-      if (await removeIfUnchanged(path, seen)) log.warn(`lock ${path} ${reason}; taking it over`);
+      if (await removeIfStillStale(path, seen)) log.warn(`lock ${path} ${reason}; taking it over`);
       continue;
     }
 
@@ -151,36 +155,32 @@ function staleReason(owner: LockOwner | null, seen: LockSnapshot, host: string, 
     return null;
   }
   if (seen.ageMs > abandonedMs) {
-    const content = seen.text.length === 0 ? "is empty" : `has no valid owner (${JSON.stringify(seen.text.slice(0, 40))})`;
+    const content = seen.text.length === 0
+      ? "is empty"
+      : `has no valid owner (${JSON.stringify(seen.text.slice(0, 40))})`;
     return `${content} and is ${(seen.ageMs / 1000).toFixed(0)} s old, so its owner died while creating it`;
   }
   return null;
 }
 
 /**
- * Removes the lock file if it is still the one judged stale. The file is
- * renamed aside first, so of several processes taking over one stale lock
- * only one removes it; a process that renamed a newer lock by mistake puts
- * it back.
+ * Removes the lock file if it is still the file judged stale. The check and
+ * the removal happen under an flock on a guard file in the same folder, so
+ * of several processes taking over one stale lock only the first removes
+ * it, and none removes the fresh lock that process then creates. The kernel
+ * releases the flock when its process dies.
  */
-async function removeIfUnchanged(path: string, seen: LockSnapshot): Promise<boolean> {
-  const aside = `${path}.takeover-${Deno.pid}-${crypto.randomUUID()}`;
+async function removeIfStillStale(path: string, seen: LockSnapshot): Promise<boolean> {
+  const guard = await Deno.open(`${dirname(path)}/${GUARD}`, { write: true, create: true });
   try {
-    await Deno.rename(path, aside);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-  const now = await readSnapshot(aside);
-  if (now && now.ino === seen.ino && now.text === seen.text) {
-    await Deno.remove(aside);
+    await guard.lock(true);
+    const now = await readSnapshot(path);
+    if (!now || now.ino !== seen.ino || now.text !== seen.text) return false;
+    await Deno.remove(path);
     return true;
+  } finally {
+    guard.close();
   }
-  // NOTE: if a third process created a lock in the moment between the rename
-  // and this link, the link fails and two processes hold the key.
-  await Deno.link(aside, path).catch(() => {});
-  await Deno.remove(aside).catch(() => {});
-  return false;
 }
 
 /** Removes the lock file only while it still holds this owner. */

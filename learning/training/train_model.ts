@@ -364,11 +364,11 @@ export class DivergedError extends Error {
     // String() rather than JSON.stringify, which would print NaN and Infinity as null.
     const terms = `sup_loss ${String(losses.sup_loss)}, unsup_loss ${String(losses.unsup_loss)}, ` +
       `total_loss ${String(losses.total_loss)}`;
-    const kept = checkpoint === null
+    const checkpointNote = checkpoint === null
       ? "No checkpoint was written before it."
       : `The last checkpoint before it is kept at ${checkpoint}.`;
     super(
-      `training diverged at iteration ${iteration + 1}: ${terms}. ${kept} ` +
+      `training diverged at iteration ${iteration + 1}: ${terms}. ${checkpointNote} ` +
         `Lower train.lr (a new cache key, so training starts again) or check the input data, then rerun.`,
     );
     this.name = "DivergedError";
@@ -389,9 +389,4 @@ export function emaStateDict(
   } finally {
     restore();
   }
-}
-
-/** Returns the number of tensors alive, for leak checks in logs. */
-export function liveTensors(): number {
-  return tf.memory().numTensors;
 }
