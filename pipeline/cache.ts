@@ -21,6 +21,9 @@
  */
 
 import { hashJson, sha256File } from "./hash.ts";
+import { writeFileSynced } from "../learning/durable_write.ts";
+
+export { writeFileSynced };
 import { acquireLock, type LockOptions, processAlive } from "./lock.ts";
 import { formatDuration, type StageLogger, stageLogger } from "./log.ts";
 
@@ -313,20 +316,6 @@ async function hashTree(dir: string, prefix = ""): Promise<Record<string, string
   return files;
 }
 
-/** Writes a file and flushes it to disk before returning. */
-export async function writeFileSynced(path: string, data: string | Uint8Array): Promise<void> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
-  try {
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
-    await file.sync();
-  } catch (error) {
-    throw new Error(`failed to write ${path}: ${(error as Error).message}`, { cause: error });
-  } finally {
-    file.close();
-  }
-}
 
 /** Returns the pid in a temporary folder name `.tmp-<key>-<pid>-<time>`, or null for other names. */
 function tmpOwner(name: string): number | null {

@@ -51,6 +51,10 @@ if (import.meta.main) {
       console.error(`error: ${error.message}`);
       Deno.exit(2);
     }
-    throw error;
+    // A stage failure is reported as one message; SEMISUP_DEBUG=1 adds the stack.
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`error: ${message}`);
+    if (Deno.env.get("SEMISUP_DEBUG") === "1" && error instanceof Error) console.error(error.stack);
+    Deno.exit(1);
   }
 }

@@ -30,7 +30,12 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
         { stage: "split", code, params: { labels, seed }, inputs: { dataset: dataset.key } },
         async ({ dir, log }) => {
           const { train, classNames } = await loadDataset(dataset.dir);
-          const split = makeLabeledSplit(train.labels, classNames.length, labels, seed);
+          let split;
+          try {
+            split = makeLabeledSplit(train.labels, classNames.length, labels, seed);
+          } catch (error) {
+            throw new Error(`invalid label count ${labels} in study.labels (--labels): ${(error as Error).message}`);
+          }
           const perClass = new Array(classNames.length).fill(0);
           for (const index of split.labeledIndices) perClass[train.labels[index]]++;
           log.info(

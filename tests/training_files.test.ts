@@ -39,6 +39,7 @@ Deno.test("checkpoint latest survives a half-written newer one", async () => {
     momentum: tensors(-iteration),
     ema: tensors(iteration / 2),
     logRows: [{ iteration, sup_loss: 1 }],
+    evalRows: [{ iteration, ema_accuracy: 0.5 }],
   });
   await saveCheckpoint(dir, data(2));
   await saveCheckpoint(dir, data(4));
@@ -49,6 +50,7 @@ Deno.test("checkpoint latest survives a half-written newer one", async () => {
   assert.equal(latest!.iteration, 4);
   assert.deepEqual(latest!.model.get("a")!.data, tensors(4).get("a")!.data);
   assert.deepEqual(latest!.logRows, [{ iteration: 4, sup_loss: 1 }]);
+  assert.deepEqual(latest!.evalRows, [{ iteration: 4, ema_accuracy: 0.5 }]);
 
   await saveCheckpoint(dir, data(6));
   const folders = [...Deno.readDirSync(dir)].filter((e) => e.name.startsWith("iter-")).map((e) => e.name).sort();

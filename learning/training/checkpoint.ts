@@ -14,6 +14,7 @@
  */
 
 import { type NamedTensor, readTensorFile, writeTensorFile } from "./tensor_file.ts";
+import { writeFileSynced } from "../durable_write.ts";
 
 /** What a checkpoint holds. */
 export interface CheckpointData {
@@ -44,14 +45,14 @@ export async function saveCheckpoint(dir: string, data: CheckpointData, keep = 2
   await writeTensorFile(`${tmp}/model`, data.model);
   await writeTensorFile(`${tmp}/momentum`, data.momentum);
   await writeTensorFile(`${tmp}/ema`, data.ema);
-  await Deno.writeTextFile(
+  await writeFileSynced(
     `${tmp}/state.json`,
     JSON.stringify({ iteration: data.iteration, log: data.logRows, eval: data.evalRows }) + "\n",
   );
   await Deno.remove(`${dir}/${name}`, { recursive: true }).catch(() => {});
   await Deno.rename(tmp, `${dir}/${name}`);
 
-  await Deno.writeTextFile(`${dir}/.${LATEST}.tmp`, JSON.stringify({ folder: name, iteration: data.iteration }) + "\n");
+  await writeFileSynced(`${dir}/.${LATEST}.tmp`, JSON.stringify({ folder: name, iteration: data.iteration }) + "\n");
   await Deno.rename(`${dir}/.${LATEST}.tmp`, `${dir}/${LATEST}`);
 
   const folders: string[] = [];

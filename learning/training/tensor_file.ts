@@ -11,6 +11,8 @@
  * @module
  */
 
+import { writeFileSynced } from "../durable_write.ts";
+
 /** One named tensor. */
 export interface NamedTensor {
   shape: number[];
@@ -58,8 +60,8 @@ export async function writeTensorFile(base: string, tensors: ReadonlyMap<string,
     total_elements: total,
     tensors: entries,
   };
-  await writeSynced(`${base}.bin`, new Uint8Array(data.buffer));
-  await writeSynced(`${base}.json`, new TextEncoder().encode(JSON.stringify(index, null, 1) + "\n"));
+  await writeFileSynced(`${base}.bin`, new Uint8Array(data.buffer));
+  await writeFileSynced(`${base}.json`, new TextEncoder().encode(JSON.stringify(index, null, 1) + "\n"));
 }
 
 /** Reads tensors written by {@linkcode writeTensorFile}. */
@@ -85,17 +87,4 @@ export async function readTensorFile(base: string): Promise<Map<string, NamedTen
     });
   }
   return tensors;
-}
-
-async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
-  try {
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
-    await file.sync();
-  } catch (error) {
-    throw new Error(`failed to write ${path}: ${(error as Error).message}`, { cause: error });
-  } finally {
-    file.close();
-  }
 }
