@@ -11,7 +11,6 @@
  * @module
  */
 
-import * as tf from "@tensorflow/tfjs";
 import { Random } from "../random.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { WideResNet, type WideResNetOptions } from "../nn/wide_resnet.ts";
@@ -137,10 +136,71 @@ function snapshot(model: WideResNet, sgd: SGD, ema: ExponentialMovingAverage) {
   };
 }
 
-/** Trains a WideResNet with FixMatch or MixMatch, resuming from a checkpoint if there is one. */
-export async function trainModel(
+/** The outcome of one algorithm step, before the update is applied. */
+interface AlgorithmStep {
+  result: StepResult;
+  lambdaU: number;
+  /** Share of pseudo-labels accepted (FixMatch), NaN for MixMatch. */
+  maskRate: number;
+}
+
+/** Runs FixMatch's or MixMatch's step on a batch; the model is not changed yet. */
+async function algorithmStep(
   options: TrainModelOptions,
-): Promise<TrainModelResult> {
+  model: WideResNet,
+  batch: FixMatchBatch | MixMatchBatch,
+  iteration: number,
+): Promise<AlgorithmStep> {
+  const execution = { maxForwardImages: options.maxForwardImages };
+  if (options.algorithm === "fixmatch") {
+    const lambdaU = options.fixmatch.lambda_u;
+    const config = { threshold: options.fixmatch.threshold, lambdaU };
+    const result = await fixmatchStep(model, batch as FixMatchBatch, config, execution);
+    return { result, lambdaU, maskRate: result.acceptedRate };
+  }
+  const { mixmatch, optim } = options;
+  const lambdaU = mixmatchLambdaU(iteration, optim.iterations, mixmatch.lambda_u, mixmatch.ramp_up);
+  const config = {
+    temperature: mixmatch.temperature,
+    alpha: mixmatch.alpha,
+    lambdaU,
+    perSampleLambda: mixmatch.mixup === "sample",
+  };
+  const mixing = Random.derive(options.seed, "mixup", iteration);
+  const result = await mixmatchStep(model, batch as MixMatchBatch, config, mixing, execution);
+  return { result, lambdaU, maskRate: NaN };
+}
+
+/** Returns a function that samples and augments the batch of an iteration. */
+function batchSource(
+  options: TrainModelOptions,
+  augment: Augmenter,
+): (iteration: number) => Promise<FixMatchBatch | MixMatchBatch> {
+  const { optim, seed, train, labeledIndices } = options;
+  const uratio = options.algorithm === "fixmatch" ? options.fixmatch.uratio : options.mixmatch.uratio;
+  return (iteration) => {
+    const plan: BatchPlan = { seed, iteration, batchSize: optim.batch_size, uratio };
+    if (options.algorithm === "mixmatch") {
+      return mixmatchBatch(train, labeledIndices, plan, options.mixmatch.num_views, augment);
+    }
+    const randAugment = {
+      numOps: options.fixmatch.randaugment.num_ops,
+      applyProbability: options.fixmatch.randaugment.apply_probability,
+    };
+    return fixmatchBatch(train, labeledIndices, plan, randAugment, augment);
+  };
+}
+
+/** Returns how many images one step puts through the network with gradient. */
+function imagesPerStep(options: TrainModelOptions): number {
+  const { algorithm, optim } = options;
+  const uratio = algorithm === "fixmatch" ? options.fixmatch.uratio : options.mixmatch.uratio;
+  const views = algorithm === "fixmatch" ? 2 : options.mixmatch.num_views;
+  return optim.batch_size * (1 + uratio * views);
+}
+
+/** Trains a WideResNet with FixMatch or MixMatch, resuming from a checkpoint if there is one. */
+export async function trainModel(options: TrainModelOptions): Promise<TrainModelResult> {
   const { optim, algorithm, seed, log } = options;
   const model = new WideResNet({ ...options.model, seed });
   const sgd = new SGD({
@@ -162,64 +222,26 @@ export async function trainModel(
     rows = checkpoint.logRows;
     evalRows = checkpoint.evalRows;
     start = checkpoint.iteration;
-    log(
-      `resuming from checkpoint ${checkpoint.path} at iteration ${start}/${optim.iterations}`,
-    );
+    log(`resuming from checkpoint ${checkpoint.path} at iteration ${start}/${optim.iterations}`);
   }
 
-  const uratio = algorithm === "fixmatch" ? options.fixmatch.uratio : options.mixmatch.uratio;
-  const views = algorithm === "fixmatch" ? 2 : options.mixmatch.num_views;
-  const imagesPerStep = optim.batch_size * (1 + uratio * views);
+  const images = imagesPerStep(options);
+  const unlabeled = optim.batch_size * (algorithm === "fixmatch" ? options.fixmatch.uratio : options.mixmatch.uratio);
   log(
-    `${algorithm}: ${optim.iterations} iterations, batch ${optim.batch_size} labeled + ${
-      optim.batch_size * uratio
-    } unlabeled ` +
-      `(${imagesPerStep} images through the network per step); at most ${options.maxForwardImages} images per forward, ` +
-      (imagesPerStep > options.maxForwardImages
+    `${algorithm}: ${optim.iterations} iterations, batch ${optim.batch_size} labeled + ${unlabeled} unlabeled ` +
+      `(${images} images through the network per step); at most ${options.maxForwardImages} images per forward, ` +
+      (images > options.maxForwardImages
         ? "so steps are split into micro-batches, each with its own BN batch statistics"
         : "so BN statistics cover the whole step as in TorchSSL"),
   );
 
   const pool = options.augmentWorkers > 0 ? new AugmentPool({ workers: options.augmentWorkers }) : null;
-  const augment: Augmenter = pool ? (request) => pool.augmentBatch(request) : inlineAugment;
-  const prepare = (
-    iteration: number,
-  ): Promise<FixMatchBatch | MixMatchBatch> => {
-    const plan: BatchPlan = {
-      seed,
-      iteration,
-      batchSize: optim.batch_size,
-      uratio,
-    };
-    return algorithm === "fixmatch"
-      ? fixmatchBatch(options.train, options.labeledIndices, plan, {
-        numOps: options.fixmatch.randaugment.num_ops,
-        applyProbability: options.fixmatch.randaugment.apply_probability,
-      }, augment)
-      : mixmatchBatch(
-        options.train,
-        options.labeledIndices,
-        plan,
-        options.mixmatch.num_views,
-        augment,
-      );
-  };
+  const prepare = batchSource(options, pool ? (request) => pool.augmentBatch(request) : inlineAugment);
+  let next = start < optim.iterations ? prepare(start) : null;
+  let lastCheckpoint: string | null = checkpoint?.path ?? null;
+  const loopStarted = performance.now();
 
-  let next: Promise<FixMatchBatch | MixMatchBatch> | null = null;
   try {
-    return await loop();
-  } finally {
-    // A prefetch still in flight after an error is abandoned with the pool.
-    (next as Promise<unknown> | null)?.catch(() => {});
-    pool?.close();
-    // Momentum buffers are saved in the checkpoints and not needed after training.
-    sgd.dispose();
-  }
-
-  async function loop(): Promise<TrainModelResult> {
-    const loopStarted = performance.now();
-    let lastCheckpoint: string | null = checkpoint?.path ?? null;
-    next = start < optim.iterations ? prepare(start) : null;
     for (let iteration = start; iteration < optim.iterations; iteration++) {
       const dataStarted = performance.now();
       const batch = await next!;
@@ -228,53 +250,11 @@ export async function trainModel(
       next = iteration + 1 < optim.iterations ? prepare(iteration + 1) : null;
 
       const stepStarted = performance.now();
-      const lr = cosineLearningRate(
-        iteration,
-        optim.iterations,
-        optim.lr,
-        optim.lr_cycles,
-      );
+      const lr = cosineLearningRate(iteration, optim.iterations, optim.lr, optim.lr_cycles);
       const decay = emaDecay(iteration, optim.ema_decay, optim.ema_warmup);
-      let result: StepResult;
-      let lambdaU: number;
-      let maskRate = NaN;
-      if (algorithm === "fixmatch") {
-        lambdaU = options.fixmatch.lambda_u;
-        const step = await fixmatchStep(
-          model,
-          batch as Parameters<typeof fixmatchStep>[1],
-          { threshold: options.fixmatch.threshold, lambdaU },
-          { maxForwardImages: options.maxForwardImages },
-        );
-        maskRate = step.acceptedRate;
-        result = step;
-      } else {
-        lambdaU = mixmatchLambdaU(
-          iteration,
-          optim.iterations,
-          options.mixmatch.lambda_u,
-          options.mixmatch.ramp_up,
-        );
-        result = await mixmatchStep(
-          model,
-          batch as Parameters<typeof mixmatchStep>[1],
-          {
-            temperature: options.mixmatch.temperature,
-            alpha: options.mixmatch.alpha,
-            lambdaU,
-            perSampleLambda: options.mixmatch.mixup === "sample",
-          },
-          Random.derive(seed, "mixup", iteration),
-          { maxForwardImages: options.maxForwardImages },
-        );
-      }
-
+      const { result, lambdaU, maskRate } = await algorithmStep(options, model, batch, iteration);
       const losses = result.losses;
-      if (
-        ![losses.sup_loss, losses.unsup_loss, losses.total_loss].every(
-          Number.isFinite,
-        )
-      ) {
+      if (![losses.sup_loss, losses.unsup_loss, losses.total_loss].every(Number.isFinite)) {
         disposeStepResult(result);
         throw new DivergedError(iteration, losses, lastCheckpoint);
       }
@@ -293,22 +273,21 @@ export async function trainModel(
         micro_batches: result.microBatches,
         data_wait_s: dataWait,
         step_s: stepSeconds,
-        img_per_s: imagesPerStep / (stepSeconds + dataWait),
+        img_per_s: images / (stepSeconds + dataWait),
       });
 
       const done = iteration + 1;
       if (done % optim.log_every === 0 || done === optim.iterations) {
-        const elapsed = (performance.now() - loopStarted) / 1000;
-        const perIteration = elapsed / (done - start);
+        const perIteration = (performance.now() - loopStarted) / 1000 / (done - start);
         const eta = perIteration * (optim.iterations - done);
+        const mask = Number.isNaN(maskRate) ? "" : ` mask ${maskRate.toFixed(3)}`;
         log(
-          `iteration ${done}/${optim.iterations} sup_loss ${losses.sup_loss.toFixed(4)} unsup_loss ${
-            losses.unsup_loss.toFixed(4)
-          }` +
-            (Number.isNaN(maskRate) ? "" : ` mask ${maskRate.toFixed(3)}`) +
-            ` lr ${lr.toFixed(5)} ${(imagesPerStep / perIteration).toFixed(1)} img/s ETA ${formatSeconds(eta)}`,
+          `iteration ${done}/${optim.iterations} sup_loss ${losses.sup_loss.toFixed(4)} ` +
+            `unsup_loss ${losses.unsup_loss.toFixed(4)}${mask} lr ${lr.toFixed(5)} ` +
+            `${(images / perIteration).toFixed(1)} img/s ETA ${formatSeconds(eta)}`,
         );
       }
+
       const evaluation = options.evaluation;
       if (evaluation && (done % evaluation.every === 0 || done === optim.iterations)) {
         const started = performance.now();
@@ -319,16 +298,19 @@ export async function trainModel(
             `${evaluation.indices.length} test images (${formatSeconds((performance.now() - started) / 1000)})`,
         );
       }
+
       if (done % optim.checkpoint_every === 0 || done === optim.iterations) {
-        lastCheckpoint = await saveCheckpoint(options.checkpointDir, {
-          iteration: done,
-          logRows: rows,
-          evalRows,
-          ...snapshot(model, sgd, ema),
-        });
+        const state = snapshot(model, sgd, ema);
+        lastCheckpoint = await saveCheckpoint(options.checkpointDir, { iteration: done, logRows: rows, evalRows, ...state });
       }
     }
     return { model, ema, rows, evalRows, resumedFrom: start };
+  } finally {
+    // A prefetch still in flight after an error is abandoned with the pool.
+    next?.catch(() => {});
+    pool?.close();
+    // Momentum buffers are saved in the checkpoints and not needed after training.
+    sgd.dispose();
   }
 }
 
