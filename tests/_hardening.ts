@@ -153,3 +153,22 @@ export async function verifyStore(root: string): Promise<CliRun> {
 export function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+
+/** Returns CLI arguments that train one tiny FixMatch cell, checkpointing every iteration. */
+export function trainArgs(root: string, iterations: number, ...extra: string[]): string[] {
+  return [
+    "train",
+    ...TINY,
+    "--artifacts",
+    root,
+    "--algorithms",
+    "fixmatch",
+    "--labels",
+    "10",
+    "--iterations",
+    String(iterations),
+    "--set",
+    "train.checkpoint_every=1",
+    ...extra,
+  ];
+}

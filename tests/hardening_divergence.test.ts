@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { loadLatestCheckpoint } from "../learning/training/checkpoint.ts";
 import { DivergedError } from "../learning/training/train_model.ts";
-import { artifactKeys, cli, exists, listNames, TINY } from "./_hardening.ts";
+import { artifactKeys, cli, exists, listNames, trainArgs } from "./_hardening.ts";
 
 const NUMBER = String.raw`(-?[0-9.e+-]+|NaN|-?Infinity)`;
 const DIVERGED = new RegExp(
@@ -15,22 +15,7 @@ const DIVERGED = new RegExp(
 
 Deno.test("learning rate 1e30 stops at a non-finite loss", async () => {
   const root = await Deno.makeTempDir({ prefix: "semisup-diverge-" });
-  const args = [
-    "train",
-    ...TINY,
-    "--artifacts",
-    root,
-    "--algorithms",
-    "fixmatch",
-    "--labels",
-    "10",
-    "--iterations",
-    "6",
-    "--set",
-    "train.checkpoint_every=1",
-    "--set",
-    "train.lr=1e30",
-  ];
+  const args = trainArgs(root, 6, "--set", "train.lr=1e30");
   const run = await cli(args);
   assert.notEqual(run.code, 0, run.output);
   const match = DIVERGED.exec(run.output);

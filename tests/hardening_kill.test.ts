@@ -13,28 +13,11 @@ import {
   exists,
   grep,
   listNames,
-  TINY,
+  trainArgs,
   verifyStore,
 } from "./_hardening.ts";
 
 const ITERATIONS = 6;
-
-function trainArgs(root: string): string[] {
-  return [
-    "train",
-    ...TINY,
-    "--artifacts",
-    root,
-    "--algorithms",
-    "fixmatch",
-    "--labels",
-    "10",
-    "--iterations",
-    String(ITERATIONS),
-    "--set",
-    "train.checkpoint_every=1",
-  ];
-}
 
 /** Returns the train cell's work folder (checkpoints live below it), or null before it exists. */
 function workDir(root: string): string | null {
@@ -71,7 +54,7 @@ let referenceRun: Promise<Reference> | null = null;
 function reference(): Promise<Reference> {
   referenceRun ??= (async () => {
     const root = await Deno.makeTempDir({ prefix: "semisup-kill-reference-" });
-    const run = await cli(trainArgs(root));
+    const run = await cli(trainArgs(root, ITERATIONS));
     assert.equal(run.code, 0, run.output);
     const [key] = artifactKeys(root, "train");
     const model = await Deno.readFile(`${root}/train/${key}/model.bin`);
@@ -91,7 +74,7 @@ async function rerunAndCheck(root: string): Promise<string> {
   const published = artifactKeys(root, "train").length > 0;
   const latest = latestIteration(root);
 
-  const rerun = await cli(trainArgs(root));
+  const rerun = await cli(trainArgs(root, ITERATIONS));
   assert.equal(rerun.code, 0, rerun.output);
   assert.match(rerun.output, /\[download [0-9a-f]+\] cache hit/);
   assert.match(rerun.output, /\[split [0-9a-f]+\] cache hit/);
@@ -129,7 +112,7 @@ Deno.test("kill before first checkpoint restarts training", async () => {
   await reference();
   const root = await Deno.makeTempDir({ prefix: "semisup-kill-early-" });
   // The artifact's temporary folder appears right before training starts.
-  const killed = await cliKilledWhen(trainArgs(root), root, () => artifactTmps(root).length > 0);
+  const killed = await cliKilledWhen(trainArgs(root, ITERATIONS), root, () => artifactTmps(root).length > 0);
   assert.ok(killed.killed, `the run ended before the trigger:\n${killed.output}`);
   assert.equal(killed.signal, "SIGKILL");
   assert.equal(latestIteration(root), null, "the kill came after the first checkpoint");
@@ -144,7 +127,7 @@ Deno.test("kill before first checkpoint restarts training", async () => {
 Deno.test("kill after a checkpoint resumes there", async () => {
   await reference();
   const root = await Deno.makeTempDir({ prefix: "semisup-kill-after-checkpoint-" });
-  const killed = await cliKilledWhen(trainArgs(root), root, () => (latestIteration(root) ?? 0) >= 2);
+  const killed = await cliKilledWhen(trainArgs(root, ITERATIONS), root, () => (latestIteration(root) ?? 0) >= 2);
   assert.ok(killed.killed, `the run ended before the trigger:\n${killed.output}`);
   const latest = latestIteration(root);
   assert.ok(latest !== null, "no checkpoint after the kill");
@@ -160,7 +143,7 @@ Deno.test("kill during checkpoint write resumes from previous", async () => {
   const root = await Deno.makeTempDir({ prefix: "semisup-kill-checkpoint-write-" });
   const writing = () => listNames(checkpointDir(root)).some((name) => name.startsWith(".tmp-iter-"));
   // After the first checkpoint, so the resume point is a checkpoint and not a fresh start.
-  const killed = await cliKilledWhen(trainArgs(root), root, () => (latestIteration(root) ?? 0) >= 1 && writing());
+  const killed = await cliKilledWhen(trainArgs(root, ITERATIONS), root, () => (latestIteration(root) ?? 0) >= 1 && writing());
   assert.ok(killed.killed, `the run ended before the trigger:\n${killed.output}`);
   if (!writing()) {
     // NOTE: the write takes milliseconds, so on a fast disk the kill can land after the rename.
@@ -175,7 +158,7 @@ Deno.test("kill during artifact write resumes at the end", async () => {
   await reference();
   const root = await Deno.makeTempDir({ prefix: "semisup-kill-artifact-write-" });
   const writing = () => artifactTmps(root).some((tmp) => listNames(`${root}/train/${tmp}`).length > 0);
-  const killed = await cliKilledWhen(trainArgs(root), root, writing);
+  const killed = await cliKilledWhen(trainArgs(root, ITERATIONS), root, writing);
   assert.ok(killed.killed, `the run ended before the trigger:\n${killed.output}`);
 
   const caught = writing() && artifactKeys(root, "train").length === 0;
@@ -196,7 +179,7 @@ Deno.test("kill during artifact write resumes at the end", async () => {
 Deno.test("crash leftovers do not change the resume point", async () => {
   await reference();
   const root = await Deno.makeTempDir({ prefix: "semisup-kill-leftovers-" });
-  const killed = await cliKilledWhen(trainArgs(root), root, () => (latestIteration(root) ?? 0) >= 1);
+  const killed = await cliKilledWhen(trainArgs(root, ITERATIONS), root, () => (latestIteration(root) ?? 0) >= 1);
   assert.ok(killed.killed, `the run ended before the trigger:\n${killed.output}`);
   const latest = latestIteration(root)!;
   assert.ok(latest < ITERATIONS - 1, `killed at checkpoint ${latest}`);

@@ -6,25 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { loadLatestCheckpoint } from "../learning/training/checkpoint.ts";
-import { artifactKeys, cli, cliKilledWhen, escapeRegExp, exists, listNames, TINY, verifyStore } from "./_hardening.ts";
-
-function trainArgs(root: string, iterations: number, ...extra: string[]): string[] {
-  return [
-    "train",
-    ...TINY,
-    "--artifacts",
-    root,
-    "--algorithms",
-    "fixmatch",
-    "--labels",
-    "10",
-    "--iterations",
-    String(iterations),
-    "--set",
-    "train.checkpoint_every=1",
-    ...extra,
-  ];
-}
+import { artifactKeys, cli, cliKilledWhen, escapeRegExp, exists, listNames, trainArgs, verifyStore } from "./_hardening.ts";
 
 Deno.test("failed rebuild keeps the previous artifact", async () => {
   const root = await Deno.makeTempDir({ prefix: "semisup-write-artifact-" });

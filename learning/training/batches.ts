@@ -80,6 +80,22 @@ function pick(train: ImageSet, labeledIndices: Int32Array, plan: BatchPlan) {
   };
 }
 
+/** The weak augmentation request for the labeled images of an iteration. */
+function labeledRequest(
+  picked: ReturnType<typeof pick>,
+  size: { width: number; height: number },
+  plan: BatchPlan,
+): AugmentBatchRequest {
+  return {
+    images: picked.labeledImages,
+    count: picked.labeledCount,
+    ...size,
+    seed: plan.seed,
+    labels: ["labeled", plan.iteration],
+    kind: "weak",
+  };
+}
+
 /** Samples and augments a FixMatch batch: weak labeled views, weak and strong unlabeled views. */
 export async function fixmatchBatch(
   train: ImageSet,
@@ -91,14 +107,7 @@ export async function fixmatchBatch(
   const size = { width: train.width, height: train.height };
   const picked = pick(train, labeledIndices, plan);
   const [labeled, unlabeled] = await Promise.all([
-    augment({
-      images: picked.labeledImages,
-      count: picked.labeledCount,
-      ...size,
-      seed: plan.seed,
-      labels: ["labeled", plan.iteration],
-      kind: "weak",
-    }),
+    augment(labeledRequest(picked, size, plan)),
     augment({
       images: picked.unlabeledImages,
       count: picked.unlabeledCount,
@@ -132,14 +141,7 @@ export async function mixmatchBatch(
   const size = { width: train.width, height: train.height };
   const picked = pick(train, labeledIndices, plan);
   const requests = [
-    augment({
-      images: picked.labeledImages,
-      count: picked.labeledCount,
-      ...size,
-      seed: plan.seed,
-      labels: ["labeled", plan.iteration],
-      kind: "weak",
-    }),
+    augment(labeledRequest(picked, size, plan)),
   ];
   for (let view = 0; view < numViews; view++) {
     requests.push(augment({
