@@ -27,7 +27,7 @@ export { writeFileSynced };
 import { acquireLock, type LockOptions, processAlive } from "./lock.ts";
 import { formatDuration, type StageLogger, stageLogger } from "./log.ts";
 
-/** What makes a stage run unique. */
+/** The identity of a stage run, from which its key is computed. */
 export interface StageSpec {
   /** Stage name, also the folder under the store root. */
   stage: string;
@@ -55,7 +55,7 @@ export interface Manifest {
   versions: { deno: string; v8: string; typescript: string };
 }
 
-/** What a stage body gets to work with. */
+/** The folders, key and logger handed to a stage body. */
 export interface StageContext {
   /** Temporary folder that becomes the artifact; write outputs here. */
   dir: string;

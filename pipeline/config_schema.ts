@@ -22,7 +22,7 @@ export type AlgorithmName = (typeof ALGORITHMS)[number];
 /** Names of the compute backends. */
 export const BACKENDS = ["auto", "wasm", "cpu", "tensorflow", "tensorflow-gpu", "webgpu"] as const;
 
-/** Where the images come from. */
+/** The dataset source and its limits. */
 export const DatasetConfig = z.strictObject({
   source: z.enum(["cifar10-binary", "image-folder", "synthetic"]),
   url: z.string().url().refine((url) => url.startsWith("https://"), {

@@ -20,7 +20,7 @@ import { syntheticDataset } from "../learning/data/synthetic.ts";
 
 type DatasetConfig = StudyConfig["dataset"];
 
-/** What identifies a dataset source in the download stage's key. */
+/** The identity of a dataset source in the download stage's key. */
 export interface SourceIdentity {
   source: DatasetConfig["source"];
   /** Absolute path of a local input, or the URL. */

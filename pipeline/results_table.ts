@@ -13,10 +13,10 @@
 import { stringify } from "csv-stringify/sync";
 import { meanAndStd } from "../learning/metrics.ts";
 
-/** Which accuracy of a cell a table shows. */
+/** The accuracy of a cell that a table shows. */
 export type Metric = "final" | "best" | "median_last_20";
 
-/** What each metric means, for table headings. */
+/** The meaning of each metric, for table headings. */
 export const METRIC_DESCRIPTIONS: Record<Metric, string> = {
   final: "EMA model after the last iteration, evaluate stage",
   best: "best EMA-model accuracy of the periodic evaluations during training",

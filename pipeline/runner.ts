@@ -17,7 +17,7 @@ import { ArtifactStore, type StageResult } from "./cache.ts";
 import { sourceHash } from "./source_hash.ts";
 import { formatDuration, stageLogger } from "./log.ts";
 
-/** What every stage gets: the configuration, the store and upstream results. */
+/** The configuration, the store and the upstream results handed to every stage. */
 export interface RunContext {
   config: StudyConfig;
   store: ArtifactStore;

@@ -11,7 +11,7 @@ import { writeFileSynced } from "../pipeline/cache.ts";
 import { loadDataset } from "../learning/data/dataset.ts";
 import { makeLabeledSplit } from "../learning/data/split.ts";
 
-/** The split cell id for a label count and seed. */
+/** Returns the split cell id for a label count and seed. */
 export function splitCell(labels: number, seed: number): string {
   return `${labels}-s${seed}`;
 }

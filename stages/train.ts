@@ -18,13 +18,13 @@ import { splitCell } from "./split.ts";
 
 export { modelOptions } from "./train_cell.ts";
 
-/** The train cell id. */
+/** Returns the train cell id, such as `fixmatch-40-s0`. */
 export function trainCell(algorithm: string, labels: number, seed: number): string {
   return `${algorithm}-${labels}-s${seed}`;
 }
 
 /**
- * The parameters in a train cell's cache key: the cell, the backend, the
+ * Returns the parameters in a train cell's cache key: the cell, the backend, the
  * model and train sections, and only the cell's own algorithm section, so a
  * FixMatch hyperparameter never invalidates MixMatch cells.
  */
@@ -63,7 +63,7 @@ function runInWorker(job: TrainJob, key: string): Promise<void> {
   });
 }
 
-/** How many cells train at once: single-threaded backends use one worker per core. */
+/** Returns how many cells train at once: one per core on single-threaded backends. */
 function parallelCells(setting: number | "auto", backend: BackendInfo, cells: number): number {
   if (setting !== "auto") return Math.min(setting, cells);
   const singleThreaded = backend.name === "wasm" || backend.name === "cpu";

@@ -31,7 +31,7 @@ export interface TrainJob {
   workDir: string;
 }
 
-/** The WideResNet options of a config. */
+/** Returns the WideResNet options of a config. */
 export function modelOptions(config: StudyConfig, seed: number): WideResNetOptions {
   return {
     depth: config.model.depth,

@@ -2,7 +2,7 @@
  * Sampling and augmenting the batches of one training iteration.
  *
  * Every random choice of iteration k comes from streams derived from
- * (seed, k), so iteration k sees the same images and augmentations whether
+ * (seed, k), so iteration k gets the same images and augmentations whether
  * the run started at 0 or resumed from a checkpoint, and whether the
  * augmentation ran inline or in worker threads. Indices are drawn with
  * replacement, as TorchSSL's RandomSampler(replacement=True) does.
@@ -23,7 +23,7 @@ import type { FixMatchBatch } from "../algorithms/fixmatch.ts";
 import type { MixMatchBatch } from "../algorithms/mixmatch.ts";
 import { gatherImages } from "../predict.ts";
 
-/** Where the batch of an iteration comes from. */
+/** The seed, iteration and sizes that decide an iteration's batch. */
 export interface BatchPlan {
   seed: number;
   iteration: number;
@@ -80,7 +80,7 @@ function pick(train: ImageSet, labeledIndices: Int32Array, plan: BatchPlan) {
   };
 }
 
-/** The weak augmentation request for the labeled images of an iteration. */
+/** Builds the weak augmentation request for the labeled images of an iteration. */
 function labeledRequest(
   picked: ReturnType<typeof pick>,
   size: { width: number; height: number },

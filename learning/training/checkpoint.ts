@@ -16,7 +16,7 @@
 import { type NamedTensor, readTensorFile, writeTensorFile } from "./tensor_file.ts";
 import { writeFileSynced } from "../durable_write.ts";
 
-/** What a checkpoint holds. */
+/** The contents of a checkpoint. */
 export interface CheckpointData {
   /** Iterations completed. */
   iteration: number;

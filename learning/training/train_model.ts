@@ -94,7 +94,7 @@ export interface PeriodicEvaluation {
 /** One row of the training log. */
 export type LogRow = Record<string, number>;
 
-/** What training produces. */
+/** The trained model, its EMA and the logs. */
 export interface TrainModelResult {
   model: WideResNet;
   ema: ExponentialMovingAverage;
