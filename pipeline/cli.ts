@@ -44,6 +44,12 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // Finished stages are cached and training resumes from its last checkpoint,
+  // so an interrupted run only needs the same command again.
+  Deno.addSignalListener("SIGINT", () => {
+    console.error("\ninterrupted; rerun the same command to resume (finished stages are cached)");
+    Deno.exit(130);
+  });
   try {
     Deno.exit(await main(Deno.args));
   } catch (error) {

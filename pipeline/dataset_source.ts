@@ -100,10 +100,28 @@ export async function readSource(
         await Deno.mkdir(places.downloads, { recursive: true });
         archive = `${places.downloads}/cifar-10-binary.tar.gz`;
         places.log.info(`downloading ${dataset.url} to ${archive}`);
-        await downloadCifarBinary(dataset.url, archive, {});
+        try {
+          await downloadCifarBinary(dataset.url, archive, { expectedMd5: dataset.md5 });
+        } catch (error) {
+          throw new Error(
+            `${(error as Error).message}\nWithout access to ${dataset.url}, pass --dataset PATH (CIFAR-10 as ` +
+              `train/<class>/ and test/<class>/ image folders, or a .tar.gz of them) or --archive PATH (a local ` +
+              `cifar-10-binary.tar.gz).`,
+            { cause: error },
+          );
+        }
       }
       places.log.info(`reading the CIFAR-10 binary archive ${archive} (checking MD5 ${dataset.md5})`);
-      return await readCifarBinaryArchive(archive, { expectedMd5: dataset.md5, ...caps });
+      try {
+        return await readCifarBinaryArchive(archive, { expectedMd5: dataset.md5, ...caps });
+      } catch (error) {
+        if (dataset.path === null || !/MD5/i.test((error as Error).message)) throw error;
+        throw new Error(
+          `${archive} is not the official cifar-10-binary.tar.gz (its MD5 differs from ${dataset.md5}); ` +
+            `check the --archive path, or use --dataset for image folders.`,
+          { cause: error },
+        );
+      }
     }
   }
 }

@@ -16,6 +16,7 @@ import { readTensorFile } from "../learning/training/tensor_file.ts";
 import { balancedSubset, classificationMetrics } from "../learning/metrics.ts";
 import { predictLabels } from "../learning/predict.ts";
 import { modelOptions } from "./train.ts";
+import { checkTrainingBackend } from "./train_cell.ts";
 
 /** Evaluates every trained cell. */
 export async function run(context: RunContext): Promise<Map<string, CellResult>> {
@@ -24,7 +25,9 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
   const trained = context.outputs.get("train") as Map<string, CellResult>;
   const code = await stageCode("evaluate");
   const results = new Map<string, CellResult>();
-  const backendName = (await initBackend(config.backend)).name;
+  const backend = await initBackend(config.backend);
+  checkTrainingBackend(backend);
+  const backendName = backend.name;
 
   for (const [cell, train] of trained) {
     const params = { ...config.evaluate, backend: backendName };

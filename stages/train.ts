@@ -12,7 +12,7 @@ import type { StageResult } from "../pipeline/cache.ts";
 import { stageLogger } from "../pipeline/log.ts";
 import type { StudyConfig } from "../pipeline/config.ts";
 import { type BackendInfo, initBackend } from "../learning/backend/backends.ts";
-import { runTrainJob, type TrainJob } from "./train_cell.ts";
+import { checkTrainingBackend, runTrainJob, type TrainJob } from "./train_cell.ts";
 import type { TrainWorkerReply } from "./_train_worker.ts";
 import { splitCell } from "./split.ts";
 
@@ -78,6 +78,7 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
   const code = await stageCode("train");
   // The resolved backend (not "auto") enters the key: results differ slightly between backends.
   const backend: BackendInfo = await initBackend(config.backend);
+  checkTrainingBackend(backend);
 
   const cells: { cell: string; algorithm: "fixmatch" | "mixmatch"; labels: number; seed: number }[] = [];
   for (const algorithm of config.study.algorithms) {

@@ -10,7 +10,7 @@ import { stringify } from "csv-stringify/sync";
 import { writeFileSynced } from "../pipeline/cache.ts";
 import type { StudyConfig } from "../pipeline/config.ts";
 import { loadDataset } from "../learning/data/dataset.ts";
-import { initBackend } from "../learning/backend/backends.ts";
+import { type BackendInfo, initBackend } from "../learning/backend/backends.ts";
 import type { WideResNetOptions } from "../learning/nn/wide_resnet.ts";
 import { writeTensorFile } from "../learning/training/tensor_file.ts";
 import { emaStateDict, LOG_COLUMNS, trainModel } from "../learning/training/train_model.ts";
@@ -29,6 +29,20 @@ export interface TrainJob {
   dir: string;
   /** Folder that survives interruption, for checkpoints. */
   workDir: string;
+}
+
+/**
+ * Throws when the backend cannot run the train and evaluate stages: they read
+ * tensors synchronously (checkpoints, metrics), which tfjs' webgpu backend
+ * cannot do under Deno because it draws through an OffscreenCanvas.
+ */
+export function checkTrainingBackend(backend: BackendInfo): void {
+  if (backend.name === "webgpu") {
+    throw new Error(
+      "backend webgpu cannot train or evaluate yet: checkpoints and metrics read tensors synchronously, " +
+        "which tfjs' webgpu backend cannot do under Deno. Use --backend wasm (the default) or tensorflow-gpu.",
+    );
+  }
 }
 
 /** Returns the WideResNet options of a config. */
