@@ -32,7 +32,13 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
   for (const [cell, train] of trained) {
     const params = { ...config.evaluate, backend: backendName };
     const result = await store.run(
-      { stage: "evaluate", code, params, inputs: { train: train.key, dataset: dataset.key } },
+      {
+        stage: "evaluate",
+        code,
+        params,
+        inputs: { train: train.key, dataset: dataset.key },
+        info: { backend: backend.description, backend_version: backend.version },
+      },
       async ({ dir, log }) => {
         const { test, classNames } = await loadDataset(dataset.dir);
         const count = config.evaluate.test_images === "all" ? test.count : config.evaluate.test_images;

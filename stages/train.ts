@@ -93,7 +93,13 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
     const split = splits.get(splitCell(labels, seed))!;
     const params = trainParams(config, algorithm, labels, seed, backend.name);
     const result = await store.run(
-      { stage: "train", code, params, inputs: { split: split.key, dataset: dataset.key } },
+      {
+        stage: "train",
+        code,
+        params,
+        inputs: { split: split.key, dataset: dataset.key },
+        info: { backend: backend.description, backend_version: backend.version },
+      },
       async ({ dir, workDir, key, log }) => {
         const job: TrainJob = { cell, algorithm, seed, config, datasetDir: dataset.dir, splitDir: split.dir, dir, workDir };
         if (parallel > 1) await runInWorker(job, key);
