@@ -165,8 +165,8 @@ function staleReason(owner: LockOwner | null, seen: LockSnapshot, host: string, 
 
 /**
  * Removes the lock file if it is still the file judged stale. The check and
- * the removal happen under an flock on a guard file in the same folder, so
- * of several processes taking over one stale lock only the first removes
+ * the removal happen under an flock on a guard file in the same folder. So
+ * when several processes take over one stale lock, only the first removes
  * it, and none removes the fresh lock that process then creates. The kernel
  * releases the flock when its process dies.
  */

@@ -16,7 +16,7 @@ import { readTensorFile } from "../learning/training/tensor_file.ts";
 import { balancedSubset, classificationMetrics } from "../learning/metrics.ts";
 import { predictLabels } from "../learning/predict.ts";
 import { modelOptions } from "./train.ts";
-import { checkTrainingBackend } from "./train_cell.ts";
+import { backendManifestInfo, checkTrainingBackend } from "./train_cell.ts";
 
 /** Evaluates every trained cell. */
 export async function run(context: RunContext): Promise<Map<string, CellResult>> {
@@ -37,7 +37,7 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
         code,
         params,
         inputs: { train: train.key, dataset: dataset.key },
-        info: { backend: backend.description, backend_version: backend.version },
+        info: backendManifestInfo(backend),
       },
       async ({ dir, log }) => {
         const { test, classNames } = await loadDataset(dataset.dir);

@@ -12,7 +12,7 @@ import type { StageResult } from "../pipeline/cache.ts";
 import { stageLogger } from "../pipeline/log.ts";
 import type { StudyConfig } from "../pipeline/config.ts";
 import { type BackendInfo, initBackend } from "../learning/backend/backends.ts";
-import { checkTrainingBackend, runTrainJob, type TrainJob } from "./train_cell.ts";
+import { backendManifestInfo, checkTrainingBackend, runTrainJob, type TrainJob } from "./train_cell.ts";
 import type { TrainWorkerReply } from "./_train_worker.ts";
 import { splitCell } from "./split.ts";
 
@@ -98,7 +98,7 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
         code,
         params,
         inputs: { split: split.key, dataset: dataset.key },
-        info: { backend: backend.description, backend_version: backend.version },
+        info: backendManifestInfo(backend),
       },
       async ({ dir, workDir, key, log }) => {
         const job: TrainJob = { cell, algorithm, seed, config, datasetDir: dataset.dir, splitDir: split.dir, dir, workDir };

@@ -45,6 +45,11 @@ export function checkTrainingBackend(backend: BackendInfo): void {
   }
 }
 
+/** Returns the manifest fields that record which backend built an artifact. */
+export function backendManifestInfo(backend: BackendInfo): Record<string, string> {
+  return { backend: backend.description, backend_version: backend.version };
+}
+
 /** Returns the WideResNet options of a config. */
 export function modelOptions(config: StudyConfig, seed: number): WideResNetOptions {
   return {

@@ -5,6 +5,16 @@ function spec(params: unknown, inputs: Record<string, string> = {}, code = "code
   return { stage: "demo", code, params, inputs };
 }
 
+/** Returns a stage body that writes its run number to out.txt, and a counter of its runs. */
+function countingBody(): { body: (context: { dir: string }) => Promise<void>; runs: () => number } {
+  let count = 0;
+  const body = async ({ dir }: { dir: string }) => {
+    count++;
+    await Deno.writeTextFile(`${dir}/out.txt`, String(count));
+  };
+  return { body, runs: () => count };
+}
+
 async function tempStore(): Promise<ArtifactStore> {
   return new ArtifactStore(await Deno.makeTempDir({ prefix: "semisup-cache-" }));
 }
@@ -39,26 +49,18 @@ Deno.test("cache hit skips the body", async () => {
 
 Deno.test("cache invalidation reruns on changed params", async () => {
   const store = await tempStore();
-  let runs = 0;
-  const body = async ({ dir }: { dir: string }) => {
-    runs++;
-    await Deno.writeTextFile(`${dir}/out.txt`, String(runs));
-  };
+  const { body, runs } = countingBody();
   await store.run(spec({ a: 1 }), body);
   await store.run(spec({ a: 2 }), body);
-  assert.equal(runs, 2);
+  assert.equal(runs(), 2);
 });
 
 Deno.test("cache force rebuilds a cached key", async () => {
   const store = await tempStore();
-  let runs = 0;
-  const body = async ({ dir }: { dir: string }) => {
-    runs++;
-    await Deno.writeTextFile(`${dir}/out.txt`, String(runs));
-  };
+  const { body, runs } = countingBody();
   await store.run(spec({ a: 1 }), body);
   const forced = await store.run(spec({ a: 1 }), body, { force: true });
-  assert.equal(runs, 2);
+  assert.equal(runs(), 2);
   assert.equal(await Deno.readTextFile(`${forced.dir}/out.txt`), "2");
 });
 

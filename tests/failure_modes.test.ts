@@ -111,7 +111,8 @@ Deno.test("training log records data wait per iteration", async () => {
   result.ema.dispose();
   assert.equal(result.rows.length, 3);
   for (const row of result.rows) {
-    assert.ok(Number.isFinite(row.data_wait_s) && row.data_wait_s >= 0, `data_wait_s ${row.data_wait_s}`);
+    assert.ok(Number.isFinite(row.data_wait_s), `data_wait_s ${row.data_wait_s}`);
+    assert.ok(row.data_wait_s >= 0, `data_wait_s ${row.data_wait_s}`);
     assert.ok(row.step_s > 0);
   }
 });
@@ -126,7 +127,7 @@ Deno.test("training leaks no tensors across steps", async () => {
 });
 
 Deno.test("labeled split is identical in another process", async () => {
-  const here = Array.from(makeLabeledSplit(dataset.train.labels, 10, 40, 7).labeledIndices);
+  const inProcess = Array.from(makeLabeledSplit(dataset.train.labels, 10, 40, 7).labeledIndices);
   const script = `
     import { syntheticDataset } from "./learning/data/synthetic.ts";
     import { makeLabeledSplit } from "./learning/data/split.ts";
@@ -135,7 +136,7 @@ Deno.test("labeled split is identical in another process", async () => {
   `;
   const output = await new Deno.Command(Deno.execPath(), { args: ["eval", script], cwd: ROOT, stdout: "piped" }).output();
   assert.ok(output.success);
-  assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), here);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), inProcess);
 });
 
 Deno.test("batch size and uratio are part of the train key", async () => {

@@ -2,8 +2,8 @@
  * Sampling and augmenting the batches of one training iteration.
  *
  * Every random choice of iteration k comes from streams derived from
- * (seed, k), so iteration k gets the same images and augmentations whether
- * the run started at 0 or resumed from a checkpoint, and whether the
+ * (seed, k). Iteration k therefore gets the same images and augmentations
+ * whether the run started at 0 or resumed from a checkpoint, and whether the
  * augmentation ran inline or in worker threads. Indices are drawn with
  * replacement, as TorchSSL's RandomSampler(replacement=True) does.
  *
