@@ -14,9 +14,9 @@
 import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { ALGORITHMS, StudyConfig } from "./config_schema.ts";
+import { type AlgorithmName, ALGORITHMS, StudyConfig, type TrainConfig } from "./config_schema.ts";
 
-export { StudyConfig } from "./config_schema.ts";
+export { StudyConfig, type TrainConfig } from "./config_schema.ts";
 
 /** The repository root, where configs/ lives. */
 export const REPO_ROOT: string = new URL("../", import.meta.url).pathname;
@@ -42,7 +42,7 @@ const HELP = `semisup: reproduce FixMatch and MixMatch on CIFAR-10.
 Usage: deno task <stage|all> [flags]
 
 Flags (each overrides the matching config key):
-  --profile NAME        smoke | quick | paper (configs/profiles/NAME.yaml); default quick
+  --profile NAME        smoke | quick | reference | paper (configs/profiles/NAME.yaml); default quick
   --config FILE         extra YAML merged after the profile
   --algorithms LIST     comma-separated: fixmatch,mixmatch          (study.algorithms)
   --labels LIST         comma-separated label counts, e.g. 40,250   (study.labels)
@@ -50,7 +50,8 @@ Flags (each overrides the matching config key):
   --backend NAME        auto | wasm | cpu | tensorflow | tensorflow-gpu | webgpu
   --dataset PATH        ImageFolder folder or .tar.gz (dataset.source = image-folder)
   --archive PATH        local official cifar-10-binary.tar.gz (dataset.source = cifar10-binary)
-  --iterations N        training iterations (train.iterations)
+  --iterations N        training iterations of every algorithm (train.iterations,
+                        fixmatch.iterations and mixmatch.iterations)
   --artifacts DIR       artifact store folder; default artifacts/
   --set KEY=VALUE       any other key, e.g. --set fixmatch.threshold=0.9 (VALUE is YAML)
   --force STAGE         rebuild this stage's artifacts even if cached (repeatable; "all" for every stage)
@@ -122,7 +123,12 @@ export function parseCommandLine(args: string[]): CommandLine {
   if (values.labels !== undefined) overrides["study.labels"] = list("labels", values.labels, integer("labels"));
   if (values.seeds !== undefined) overrides["study.seeds"] = list("seeds", values.seeds, integer("seeds"));
   if (values.backend !== undefined) overrides["backend"] = values.backend;
-  if (values.iterations !== undefined) overrides["train.iterations"] = integer("iterations")(values.iterations);
+  if (values.iterations !== undefined) {
+    // The flag sets the count of every algorithm, so a profile's per-algorithm count does not hide it.
+    const iterations = integer("iterations")(values.iterations);
+    overrides["train.iterations"] = iterations;
+    for (const algorithm of ALGORITHMS) overrides[`${algorithm}.iterations`] = iterations;
+  }
   if (values.artifacts !== undefined) overrides["artifacts"] = values.artifacts;
   if (values.dataset !== undefined && values.archive !== undefined) {
     throw new ConfigError("--dataset and --archive name two different sources; give one of them");
@@ -259,4 +265,20 @@ export async function resolveConfig(commandLine: CommandLine): Promise<StudyConf
 /** Parses flags and resolves the configuration in one call. */
 export async function loadConfig(args: string[]): Promise<StudyConfig> {
   return await resolveConfig(parseCommandLine(args));
+}
+
+/**
+ * Returns the train section that cells of `algorithm` run with:
+ * `train.iterations` replaced by `<algorithm>.iterations` when that key is set.
+ * The cosine learning rate, the MixMatch λu ramp and the last checkpoint
+ * follow this count.
+ *
+ * @example
+ * ```ts
+ * const config = await loadConfig(["--profile", "reference"]);
+ * console.log(trainConfigFor(config, "fixmatch").iterations); // 100
+ * ```
+ */
+export function trainConfigFor(config: StudyConfig, algorithm: AlgorithmName): TrainConfig {
+  return { ...config.train, iterations: config[algorithm].iterations ?? config.train.iterations };
 }

@@ -13,6 +13,8 @@ import { z } from "zod";
 
 const positiveInt = z.number().int().positive();
 const probability = z.number().min(0).max(1);
+/** An algorithm's own iteration count; absent or null: train.iterations. */
+const algorithmIterations = positiveInt.nullable().optional();
 
 /** Names of the algorithms the study can run. */
 export const ALGORITHMS = ["fixmatch", "mixmatch"] as const;
@@ -20,7 +22,7 @@ export const ALGORITHMS = ["fixmatch", "mixmatch"] as const;
 export type AlgorithmName = (typeof ALGORITHMS)[number];
 
 /** Names of the compute backends. */
-export const BACKENDS = ["auto", "wasm", "cpu", "tensorflow", "tensorflow-gpu", "webgpu"] as const;
+export const BACKENDS = ["auto", "native", "wasm", "cpu", "tensorflow", "tensorflow-gpu", "webgpu"] as const;
 
 /** The dataset source and its limits. */
 export const DatasetConfig = z.strictObject({
@@ -77,6 +79,7 @@ export const TrainConfig = z.strictObject({
 
 /** FixMatch hyperparameters. */
 export const FixMatchConfig = z.strictObject({
+  iterations: algorithmIterations,
   threshold: probability,
   uratio: positiveInt,
   lambda_u: z.number().min(0),
@@ -88,6 +91,7 @@ export const FixMatchConfig = z.strictObject({
 
 /** MixMatch hyperparameters. */
 export const MixMatchConfig = z.strictObject({
+  iterations: algorithmIterations,
   uratio: positiveInt,
   num_views: positiveInt,
   temperature: z.number().gt(0),
@@ -115,10 +119,12 @@ export const StudyConfig = z.strictObject({
     test_images: z.union([z.literal("all"), positiveInt]),
   }),
   tabulate: z.strictObject({
-    metric: z.enum(["final", "best", "median_last_20"]),
+    metric: z.enum(["final", "raw_final", "best", "median_last_20"]),
     references: z.string().min(1),
   }),
 });
 
 /** The validated configuration. */
 export type StudyConfig = z.infer<typeof StudyConfig>;
+/** The validated train section. */
+export type TrainConfig = z.infer<typeof TrainConfig>;

@@ -1,23 +1,30 @@
 /**
  * tabulate: results.csv and results.md from every evaluated cell, next to
- * the reference rows of configs/references.yaml. A copy of both files is
- * also written to artifacts/results.{csv,md} for convenience.
+ * the reference rows of configs/references.yaml, and summary.json with each
+ * cell's accuracies and its losses and mask rate over the last 20
+ * iterations. A copy of the three files is also written to
+ * artifacts/results.{csv,md} and artifacts/summary.json for convenience.
  *
  * @module
  */
 
 import { type CellResult, forced, type RunContext, stageCode } from "../pipeline/runner.ts";
 import { type StageResult, writeFileSynced } from "../pipeline/cache.ts";
-import { parseYamlText, REPO_ROOT } from "../pipeline/config.ts";
+import { parseYamlText, REPO_ROOT, trainConfigFor } from "../pipeline/config.ts";
+import { type AlgorithmName, ALGORITHMS } from "../pipeline/config_schema.ts";
 import { parse } from "csv-parse/sync";
 import {
   buildTable,
   type MeasuredCell,
   METRIC_DESCRIPTIONS,
+  parseTrainLog,
   type ReferenceRow,
   summarizeEvaluations,
+  summarizeTrainLog,
   toCsv,
   toMarkdown,
+  toSummaryJson,
+  toTrainingMarkdown,
 } from "../pipeline/results_table.ts";
 import { sha256 } from "../pipeline/hash.ts";
 
@@ -42,41 +49,65 @@ export async function run(context: RunContext): Promise<StageResult> {
     ...[...evaluated].map(([cell, result]) => [`evaluate:${cell}`, result.key]),
     ...[...trained].map(([cell, result]) => [`train:${cell}`, result.key]),
   ]);
-  const measuredLabel = `profile ${config.profile}, ${config.train.iterations} iterations, backend ${config.backend}`;
+  const iterations = (algorithm: string): number => trainConfigFor(config, algorithm as AlgorithmName).iterations;
+  const measuredLabels = Object.fromEntries(ALGORITHMS.map((algorithm) => [
+    algorithm,
+    `profile ${config.profile}, ${iterations(algorithm)} iterations, backend ${config.backend}`,
+  ]));
+  const measuredLabel = (algorithm: string): string => measuredLabels[algorithm as AlgorithmName];
 
   const result = await store.run(
     {
       stage: "tabulate",
       code: await stageCode("tabulate"),
-      params: { metric: config.tabulate.metric, references: sha256(referencesText), measuredLabel },
+      params: { metric: config.tabulate.metric, references: sha256(referencesText), measuredLabels },
       inputs,
     },
     async ({ dir, log }) => {
       const measured: MeasuredCell[] = [];
       for (const [cell, evaluation] of evaluated) {
         const metrics = JSON.parse(await Deno.readTextFile(`${evaluation.dir}/metrics.json`));
+        const trainDir = trained.get(cell)!.dir;
         // The periodic evaluations during training give the best and median-of-last-20 columns.
-        const evalLog = parse(await Deno.readTextFile(`${trained.get(cell)!.dir}/eval_log.csv`), {
+        const evalLog = parse(await Deno.readTextFile(`${trainDir}/eval_log.csv`), {
           columns: true,
           cast: true,
         }) as { iteration: number; ema_accuracy: number }[];
         const periodic = summarizeEvaluations(evalLog.map((row) => row.ema_accuracy));
-        measured.push({ ...parseCell(cell), accuracy: { final: metrics.accuracy, ...periodic } });
+        const training = summarizeTrainLog(parseTrainLog(await Deno.readTextFile(`${trainDir}/train_log.csv`)));
+        const id = parseCell(cell);
+        measured.push({
+          ...id,
+          accuracy: { final: metrics.accuracy, raw_final: metrics.raw_accuracy, ...periodic },
+          iterations: iterations(id.algorithm),
+          training,
+        });
       }
       const metric = config.tabulate.metric;
       const table = buildTable(measured, references, measuredLabel, metric);
-      const markdown = toMarkdown(table, `CIFAR-10 top-1 accuracy (${metric}: ${METRIC_DESCRIPTIONS[metric]})`);
+      const markdown = [
+        toMarkdown(table, `CIFAR-10 top-1 accuracy (${metric}: ${METRIC_DESCRIPTIONS[metric]})`),
+        "Training summary (means over the last 20 iterations of each train log):",
+        "",
+        toTrainingMarkdown(measured),
+      ].join("\n");
       await writeFileSynced(`${dir}/results.md`, markdown);
-      await writeFileSynced(`${dir}/results.csv`, toCsv({
-        final: buildTable(measured, references, measuredLabel, "final"),
-        best: buildTable(measured, references, measuredLabel, "best"),
-        median_last_20: buildTable(measured, references, measuredLabel, "median_last_20"),
-      }));
+      await writeFileSynced(
+        `${dir}/results.csv`,
+        toCsv({
+          final: buildTable(measured, references, measuredLabel, "final"),
+          raw_final: buildTable(measured, references, measuredLabel, "raw_final"),
+          best: buildTable(measured, references, measuredLabel, "best"),
+          median_last_20: buildTable(measured, references, measuredLabel, "median_last_20"),
+        }),
+      );
+      await writeFileSynced(`${dir}/summary.json`, toSummaryJson(measured));
       log.info(`results table:\n${markdown}`);
     },
     { force: forced(context, "tabulate") },
   );
   await Deno.copyFile(`${result.dir}/results.md`, `${config.artifacts}/results.md`);
   await Deno.copyFile(`${result.dir}/results.csv`, `${config.artifacts}/results.csv`);
+  await Deno.copyFile(`${result.dir}/summary.json`, `${config.artifacts}/summary.json`);
   return result;
 }

@@ -10,7 +10,7 @@
 import { type CellResult, forced, type RunContext, stageCode } from "../pipeline/runner.ts";
 import type { StageResult } from "../pipeline/cache.ts";
 import { stageLogger } from "../pipeline/log.ts";
-import type { StudyConfig } from "../pipeline/config.ts";
+import { type StudyConfig, trainConfigFor } from "../pipeline/config.ts";
 import { type BackendInfo, initBackend } from "../learning/backend/backends.ts";
 import { backendManifestInfo, checkTrainingBackend, runTrainJob, type TrainJob } from "./train_cell.ts";
 import type { TrainWorkerReply } from "./_train_worker.ts";
@@ -25,8 +25,10 @@ export function trainCell(algorithm: string, labels: number, seed: number): stri
 
 /**
  * Returns the parameters in a train cell's cache key: the cell, the backend, the
- * model and train sections, and only the cell's own algorithm section, so a
- * FixMatch hyperparameter never invalidates MixMatch cells.
+ * model section, the train section with the cell's own iteration count, and
+ * only the cell's own algorithm section, so a FixMatch hyperparameter never
+ * invalidates MixMatch cells. `<algorithm>.iterations` enters only through
+ * `train.iterations`, so setting it to the shared count keeps the key.
  */
 export function trainParams(
   config: StudyConfig,
@@ -35,14 +37,15 @@ export function trainParams(
   seed: number,
   backend: string,
 ): Record<string, unknown> {
+  const { iterations: _iterations, ...hyperparameters } = config[algorithm];
   return {
     algorithm,
     labels,
     seed,
     backend,
     model: config.model,
-    train: config.train,
-    [algorithm]: config[algorithm],
+    train: trainConfigFor(config, algorithm),
+    [algorithm]: hyperparameters,
   };
 }
 
@@ -83,11 +86,15 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
   const cells: { cell: string; algorithm: "fixmatch" | "mixmatch"; labels: number; seed: number }[] = [];
   for (const algorithm of config.study.algorithms) {
     for (const labels of config.study.labels) {
-      for (const seed of config.study.seeds) cells.push({ cell: trainCell(algorithm, labels, seed), algorithm, labels, seed });
+      for (const seed of config.study.seeds) {
+        cells.push({ cell: trainCell(algorithm, labels, seed), algorithm, labels, seed });
+      }
     }
   }
   const parallel = parallelCells(config.parallel_cells, backend, cells.length);
-  if (parallel > 1) stageLogger("train").info(`training up to ${parallel} cells at once, each in its own worker thread`);
+  if (parallel > 1) {
+    stageLogger("train").info(`training up to ${parallel} cells at once, each in its own worker thread`);
+  }
 
   const trainOne = async ({ cell, algorithm, labels, seed }: (typeof cells)[number]): Promise<CellResult> => {
     const split = splits.get(splitCell(labels, seed))!;
@@ -101,7 +108,16 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
         info: backendManifestInfo(backend),
       },
       async ({ dir, workDir, key, log }) => {
-        const job: TrainJob = { cell, algorithm, seed, config, datasetDir: dataset.dir, splitDir: split.dir, dir, workDir };
+        const job: TrainJob = {
+          cell,
+          algorithm,
+          seed,
+          config,
+          datasetDir: dataset.dir,
+          splitDir: split.dir,
+          dir,
+          workDir,
+        };
         if (parallel > 1) await runInWorker(job, key);
         else await runTrainJob(job, (message) => log.info(message));
       },

@@ -8,7 +8,7 @@
 
 import { stringify } from "csv-stringify/sync";
 import { writeFileSynced } from "../pipeline/cache.ts";
-import type { StudyConfig } from "../pipeline/config.ts";
+import { type StudyConfig, trainConfigFor } from "../pipeline/config.ts";
 import { loadDataset } from "../learning/data/dataset.ts";
 import { type BackendInfo, initBackend } from "../learning/backend/backends.ts";
 import type { WideResNetOptions } from "../learning/nn/wide_resnet.ts";
@@ -65,6 +65,7 @@ export function modelOptions(config: StudyConfig, seed: number): WideResNetOptio
 /** Trains one cell and writes model, EMA model, training log and summary into `job.dir`. */
 export async function runTrainJob(job: TrainJob, log: (message: string) => void): Promise<void> {
   const { config, cell } = job;
+  const trainConfig = trainConfigFor(config, job.algorithm);
   const backend = await initBackend(config.backend);
   const limit = config.train.max_forward_images === "backend"
     ? backend.maxForwardImages
@@ -80,16 +81,16 @@ export async function runTrainJob(job: TrainJob, log: (message: string) => void)
     labeledIndices,
     seed: job.seed,
     model: modelOptions(config, job.seed),
-    optim: config.train,
+    optim: trainConfig,
     fixmatch: config.fixmatch,
     mixmatch: config.mixmatch,
     maxForwardImages: limit,
     augmentWorkers: config.augment_workers,
-    evaluation: config.train.eval_every > 0
+    evaluation: trainConfig.eval_every > 0
       ? {
         test,
-        indices: balancedSubset(test.labels, classNames.length, config.train.eval_images),
-        every: config.train.eval_every,
+        indices: balancedSubset(test.labels, classNames.length, trainConfig.eval_images),
+        every: trainConfig.eval_every,
         batchSize: config.evaluate.batch_size,
       }
       : undefined,
@@ -108,7 +109,7 @@ export async function runTrainJob(job: TrainJob, log: (message: string) => void)
     cell,
     backend: backend.name,
     max_forward_images: limit,
-    iterations: config.train.iterations,
+    iterations: trainConfig.iterations,
     resumed_from: trained.resumedFrom,
     wall_seconds_this_run: seconds,
     final: trained.rows[trained.rows.length - 1],

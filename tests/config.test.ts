@@ -18,8 +18,22 @@ Deno.test("config paper profile has the reference settings", async () => {
 
 Deno.test("config flags override keys", async () => {
   const config = await loadConfig([
-    "--profile", "smoke", "--algorithms", "mixmatch", "--labels", "40,250", "--seeds", "1,2",
-    "--backend", "cpu", "--iterations", "7", "--set", "fixmatch.threshold=0.9", "--dataset", "some/folder",
+    "--profile",
+    "smoke",
+    "--algorithms",
+    "mixmatch",
+    "--labels",
+    "40,250",
+    "--seeds",
+    "1,2",
+    "--backend",
+    "cpu",
+    "--iterations",
+    "7",
+    "--set",
+    "fixmatch.threshold=0.9",
+    "--dataset",
+    "some/folder",
   ]);
   assert.deepEqual(config.study.algorithms, ["mixmatch"]);
   assert.deepEqual(config.study.labels, [40, 250]);
@@ -48,16 +62,22 @@ Deno.test("config wrong type names key and value", async () => {
 });
 
 Deno.test("config out-of-range value names the range", async () => {
-  await assert.rejects(loadConfig(["--set", "fixmatch.threshold=1.5"]), /fixmatch\.threshold = 1\.5: Too big: expected number to be <=1/);
+  await assert.rejects(
+    loadConfig(["--set", "fixmatch.threshold=1.5"]),
+    /fixmatch\.threshold = 1\.5: Too big: expected number to be <=1/,
+  );
   await assert.rejects(loadConfig(["--labels", "0"]), /study\.labels\.0 = 0: Too small/);
 });
 
 Deno.test("config unknown backend lists the valid names", async () => {
-  await assert.rejects(loadConfig(["--backend", "cuda"]), /backend = "cuda".*"auto"\|"wasm"\|"cpu"/);
+  await assert.rejects(loadConfig(["--backend", "cuda"]), /backend = "cuda".*"auto"\|"native"\|"wasm"\|"cpu"/);
 });
 
 Deno.test("config unknown profile lists profiles", async () => {
-  await assert.rejects(loadConfig(["--profile", "fast"]), /unknown profile "fast"; available: paper, quick, smoke/);
+  await assert.rejects(
+    loadConfig(["--profile", "fast"]),
+    /unknown profile "fast"; available: paper, quick, reference, smoke/,
+  );
 });
 
 Deno.test("config unknown flag is rejected", () => {

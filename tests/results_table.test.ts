@@ -1,14 +1,58 @@
 import assert from "node:assert/strict";
 import { parse } from "csv-parse/sync";
-import { buildTable, type MeasuredCell, summarizeEvaluations, toCsv, toMarkdown } from "../pipeline/results_table.ts";
+import {
+  buildTable,
+  type MeasuredCell,
+  parseTrainLog,
+  summarizeEvaluations,
+  summarizeTrainLog,
+  toCsv,
+  toMarkdown,
+  toSummaryJson,
+  toTrainingMarkdown,
+  type TrainingSummary,
+} from "../pipeline/results_table.ts";
 import { balancedSubset, classificationMetrics, meanAndStd } from "../learning/metrics.ts";
 
 const references = [
-  { name: "TorchSSL FixMatch", algorithm: "fixmatch", accuracy: { 40: 0.9253, 250: 0.9514, 4000: 0.9579 }, source: "TorchSSL README" },
+  {
+    name: "TorchSSL FixMatch",
+    algorithm: "fixmatch",
+    accuracy: { 40: 0.9253, 250: 0.9514, 4000: 0.9579 },
+    source: "TorchSSL README",
+  },
 ];
 
 function cell(algorithm: string, labels: number, seed: number, final: number, best = NaN, median = NaN): MeasuredCell {
-  return { algorithm, labels, seed, accuracy: { final, best, median_last_20: median } };
+  return { algorithm, labels, seed, accuracy: { final, raw_final: NaN, best, median_last_20: median } };
+}
+
+function trained(
+  algorithm: string,
+  seed: number,
+  final: number,
+  rawFinal: number,
+  training: TrainingSummary,
+): MeasuredCell {
+  return {
+    algorithm,
+    labels: 4000,
+    seed,
+    accuracy: { final, raw_final: rawFinal, best: NaN, median_last_20: NaN },
+    iterations: algorithm === "fixmatch" ? 100 : 300,
+    training,
+  };
+}
+
+/** Writes a train log in the layout of train_cell.ts: one row per iteration, NaN as csv-stringify prints it. */
+function trainLogText(rows: number, maskRate: (iteration: number) => number): string {
+  const lines = ["iteration,sup_loss,unsup_loss,total_loss,lambda_u,mask_rate,lr"];
+  for (let iteration = 1; iteration <= rows; iteration++) {
+    const sup = iteration / 10;
+    const unsup = 2 * iteration;
+    lines.push(`${iteration},${sup},${unsup},${sup + unsup},1,${maskRate(iteration)},0.03`);
+  }
+  return lines.join("\n") + "\n";
 }
 
 Deno.test("metrics accuracy and confusion on a tiny case", () => {
@@ -90,4 +134,101 @@ Deno.test("table shows the chosen metric and csv all of them", () => {
   assert.deepEqual(measured, [["final", "0.500000"], ["best", "0.600000"], ["median_last_20", "0.550000"]]);
   assert.equal(records.filter((r) => r.kind === "reference").length, 3);
   assert.ok(records.filter((r) => r.kind === "reference").every((r) => r.metric === "reference"));
+});
+
+Deno.test("train log last-20 means for FixMatch", () => {
+  const rows = parseTrainLog(trainLogText(25, (iteration) => iteration / 100));
+  assert.equal(rows.length, 25);
+  const summary = summarizeTrainLog(rows);
+  // The last 20 iterations are 6..25, whose mean is 15.5.
+  assert.ok(Math.abs(summary.sup_loss_last20 - 1.55) < 1e-12);
+  assert.ok(Math.abs(summary.unsup_loss_last20 - 31) < 1e-12);
+  assert.ok(Math.abs(summary.mask_rate_last20! - 0.155) < 1e-12);
+});
+
+Deno.test("train log MixMatch mask rate is null", () => {
+  const rows = parseTrainLog(trainLogText(30, () => NaN));
+  assert.ok(rows.every((row) => Number.isNaN(row.mask_rate)));
+  const summary = summarizeTrainLog(rows);
+  // The last 20 iterations are 11..30, whose mean is 20.5.
+  assert.ok(Math.abs(summary.sup_loss_last20 - 2.05) < 1e-12);
+  assert.ok(Math.abs(summary.unsup_loss_last20 - 41) < 1e-12);
+  assert.equal(summary.mask_rate_last20, null);
+});
+
+Deno.test("train log shorter than 20 rows", () => {
+  const text = "iteration,sup_loss,unsup_loss,mask_rate\n1,2.5,0.5,0\n2,1.5,0.25,0.5\n3,1.0,0.75,1\n";
+  const summary = summarizeTrainLog(parseTrainLog(text));
+  assert.ok(Math.abs(summary.sup_loss_last20 - 5 / 3) < 1e-12);
+  assert.ok(Math.abs(summary.unsup_loss_last20 - 0.5) < 1e-12);
+  assert.ok(Math.abs(summary.mask_rate_last20! - 0.5) < 1e-12);
+});
+
+Deno.test("train log errors name the problem", () => {
+  assert.throws(() => parseTrainLog("iteration,sup_loss,mask_rate\n1,2,0\n"), /no "unsup_loss" column/);
+  assert.throws(() => summarizeTrainLog(parseTrainLog("iteration,sup_loss,unsup_loss,mask_rate\n")), /no rows/);
+});
+
+Deno.test("table csv has training summary columns", () => {
+  const cells = [
+    trained("fixmatch", 0, 0.11, 0.2, { sup_loss_last20: 1.5, unsup_loss_last20: 0.25, mask_rate_last20: 0.5 }),
+    trained("fixmatch", 1, 0.13, 0.3, { sup_loss_last20: 2.5, unsup_loss_last20: 0.75, mask_rate_last20: 0.25 }),
+    trained("mixmatch", 0, 0.1, 0.12, { sup_loss_last20: 2.25, unsup_loss_last20: 0.01, mask_rate_last20: null }),
+  ];
+  const label = (algorithm: string) => `reference, ${algorithm === "fixmatch" ? 100 : 300} iterations`;
+  const records = parse(
+    toCsv({
+      final: buildTable(cells, references, label, "final"),
+      raw_final: buildTable(cells, references, label, "raw_final"),
+    }),
+    { columns: true },
+  ) as Record<string, string>[];
+  const fixmatch = records.filter((r) => r.kind === "measured" && r.row.includes("FixMatch"));
+  assert.deepEqual(fixmatch.map((r) => [r.metric, r.mean_accuracy]), [["final", "0.120000"], [
+    "raw_final",
+    "0.250000",
+  ]]);
+  assert.ok(fixmatch.every((r) => r.row === "semisup FixMatch (reference, 100 iterations)"));
+  assert.ok(fixmatch.every((r) => r.sup_loss_last20 === "2.000000"));
+  assert.ok(fixmatch.every((r) => r.unsup_loss_last20 === "0.500000"));
+  assert.ok(fixmatch.every((r) => r.mask_rate_last20 === "0.375000"));
+  const mixmatch = records.filter((r) => r.kind === "measured" && r.row.includes("MixMatch"));
+  assert.equal(mixmatch.length, 2);
+  assert.ok(mixmatch.every((r) => r.row === "semisup MixMatch (reference, 300 iterations)"));
+  assert.ok(mixmatch.every((r) => r.sup_loss_last20 === "2.250000"));
+  assert.ok(mixmatch.every((r) => r.mask_rate_last20 === ""));
+  const reference = records.filter((r) => r.kind === "reference");
+  assert.ok(reference.every((r) => r.sup_loss_last20 === ""));
+  assert.ok(reference.every((r) => r.mask_rate_last20 === ""));
+});
+
+Deno.test("summary json writes null for missing values", () => {
+  const cells = [
+    trained("fixmatch", 0, 0.11, 0.2, { sup_loss_last20: 1.5, unsup_loss_last20: 0.25, mask_rate_last20: 0.5 }),
+    trained("mixmatch", 0, 0.1, 0.12, { sup_loss_last20: 2.25, unsup_loss_last20: 0.01, mask_rate_last20: null }),
+  ];
+  const summary = JSON.parse(toSummaryJson(cells));
+  assert.equal(summary.summary_iterations, 20);
+  assert.deepEqual(summary.cells[0], {
+    cell: "fixmatch-4000-s0",
+    algorithm: "fixmatch",
+    labels: 4000,
+    seed: 0,
+    iterations: 100,
+    accuracy: { final: 0.11, raw_final: 0.2, best: null, median_last_20: null },
+    sup_loss_last20: 1.5,
+    unsup_loss_last20: 0.25,
+    mask_rate_last20: 0.5,
+  });
+  assert.equal(summary.cells[1].cell, "mixmatch-4000-s0");
+  assert.equal(summary.cells[1].iterations, 300);
+  assert.equal(summary.cells[1].mask_rate_last20, null);
+});
+
+Deno.test("training markdown shows each cell", () => {
+  const cells = [
+    trained("mixmatch", 0, 0.1, 0.12, { sup_loss_last20: 2.25, unsup_loss_last20: 0.01, mask_rate_last20: null }),
+  ];
+  const markdown = toTrainingMarkdown(cells);
+  assert.match(markdown, /\| mixmatch-4000-s0 \| 300 \| 2\.2500 \| 0\.0100 \| — \| 0\.1000 \| 0\.1200 \|/);
 });
