@@ -3,12 +3,13 @@
  *
  * | name             | tfjs backend | needs                                                        |
  * | ---------------- | ------------ | ------------------------------------------------------------ |
+ * | `native`         | `native`     | g++ and oneDNN (Debian: `apt-get install g++ libdnnl-dev`)    |
  * | `wasm`           | `wasm`       | nothing: the `.wasm` files ship in the npm package           |
  * | `cpu`            | `cpu`        | nothing (plain JavaScript, slowest)                          |
  * | `tensorflow`     | `tensorflow` | `@tensorflow/tfjs-node` with libtensorflow installed         |
  * | `tensorflow-gpu` | `tensorflow` | `@tensorflow/tfjs-node-gpu`, CUDA and cuDNN                  |
  * | `webgpu`         | `webgpu`     | a WebGPU adapter (Deno 2.9 has `navigator.gpu` without flags) |
- * | `auto`           | first of tensorflow-gpu, tensorflow, hardware webgpu, wasm    |
+ * | `auto`           | first of tensorflow-gpu, tensorflow, hardware webgpu, native, wasm |
  *
  * Under Deno, `@tensorflow/tfjs-backend-wasm` 4.22 loads its `.wasm` files
  * from its own folder in `node_modules` through the package's Node build,
@@ -30,13 +31,15 @@
 import * as tf from "@tensorflow/tfjs";
 import { registerCpuTrainingKernels } from "./cpu_kernels.ts";
 import { registerWasmTrainingKernels } from "./wasm_kernels.ts";
+import { NativeLibraryError } from "./_native_library.ts";
 
 /** A backend choice as given on the command line. */
-export type BackendName = "auto" | "wasm" | "cpu" | "tensorflow" | "tensorflow-gpu" | "webgpu";
+export type BackendName = "auto" | "native" | "wasm" | "cpu" | "tensorflow" | "tensorflow-gpu" | "webgpu";
 
 /** Every valid {@link BackendName}, in the order help text lists them. */
 export const BACKEND_NAMES: readonly BackendName[] = [
   "auto",
+  "native",
   "wasm",
   "cpu",
   "tensorflow",
@@ -125,6 +128,8 @@ function invalidBackendMessage(value: string): string {
 export async function initBackend(name: BackendName, options: InitBackendOptions = {}): Promise<BackendInfo> {
   const log = options.log ?? ((message: string) => console.warn(message));
   switch (name) {
+    case "native":
+      return await initNative();
     case "wasm":
       return await initWasm();
     case "cpu":
@@ -158,6 +163,14 @@ async function initAuto(log: (message: string) => void): Promise<BackendInfo> {
       log(`Backend auto: skipping ${name}: ${firstLine(error.message)}`);
     }
   }
+  try {
+    const info = await initNative();
+    log(`Backend auto: using native (${info.description}).`);
+    return info;
+  } catch (error) {
+    if (!(error instanceof BackendUnavailableError)) throw error;
+    log(`Backend auto: the fast CPU path is off: ${firstLine(error.message)}`);
+  }
   const info = await initWasm();
   log(`Backend auto: using wasm (${info.description}).`);
   return info;
@@ -189,6 +202,25 @@ async function initWasm(): Promise<BackendInfo> {
     maxForwardImages: WASM_MAX_FORWARD_IMAGES,
     description: `tfjs-backend-wasm ${wasm.version_wasm} (XNNPACK, SIMD ${simd ? "on" : "off"}, ` +
       `${wasm.getThreadsCount()} thread(s), 4 GiB heap; conv gradients as XNNPACK convolutions)`,
+  };
+}
+
+async function initNative(): Promise<BackendInfo> {
+  const { NATIVE_BACKEND_NAME, registerNativeBackend } = await import("./native_backend.ts");
+  let library;
+  try {
+    library = await registerNativeBackend();
+  } catch (error) {
+    if (!(error instanceof NativeLibraryError)) throw error;
+    throw new BackendUnavailableError(error.message, { cause: error });
+  }
+  await activate(NATIVE_BACKEND_NAME);
+  return {
+    name: "native",
+    tfjsBackend: NATIVE_BACKEND_NAME,
+    version: `${tf.version_cpu}+semisup-native`,
+    maxForwardImages: Infinity,
+    description: `tfjs-backend-cpu ${tf.version_cpu} with oneDNN and OpenMP kernels, ${library.threads} thread(s)`,
   };
 }
 

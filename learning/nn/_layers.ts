@@ -5,6 +5,12 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { NATIVE_BACKEND_NAME, NATIVE_KERNELS } from "../backend/native_backend.ts";
+
+/** True when the active backend has the fused native training kernels. */
+function onNative(): boolean {
+  return tf.getBackend() === NATIVE_BACKEND_NAME;
+}
 
 /**
  * Applies PyTorch's `Conv2d(kernel_size=k, stride, padding=(k - 1) / 2, bias=True)`
@@ -72,6 +78,16 @@ export function kernelGradient(
   stride: number,
   padding: number,
 ): tf.Tensor4D {
+  if (onNative()) {
+    // The native backend has a oneDNN backward-weights kernel.
+    const attrs = {
+      strides: stride,
+      pad: padding,
+      dataFormat: "NHWC",
+      filterShape: [kernelSize, kernelSize, x.shape[3], dy.shape[3]],
+    };
+    return tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  }
   return tf.tidy(() => {
     const channelsAsBatch = tf.transpose(x, [3, 1, 2, 0]);
     const dyAsKernel = tf.transpose(dy, [1, 2, 0, 3]);
@@ -89,6 +105,8 @@ export function kernelGradient(
  * makes first, and its matMul accumulates each block of products in double.
  */
 export function channelSum(x: tf.Tensor4D): tf.Tensor1D {
+  // The native Sum kernel reduces leading axes in one pass with double accumulators.
+  if (onNative()) return tf.sum(x, [0, 1, 2]);
   return tf.tidy(() => {
     const channels = x.shape[3];
     const rows = x.size / channels;
@@ -133,6 +151,7 @@ export function trainBatchNorm(
   beta: tf.Tensor1D,
   eps: number,
 ): TrainBatchNormResult {
+  if (onNative()) return nativeTrainBatchNorm(x, gamma, beta, eps);
   let stats: { mean: tf.Tensor1D; variance: tf.Tensor1D } | null = null;
   const op = tf.customGrad((input, scale, offset, save) => {
     const x4 = input as tf.Tensor4D;
@@ -168,6 +187,53 @@ export function trainBatchNorm(
   const y = op(x, gamma, beta) as tf.Tensor4D;
   const { mean, variance } = stats!;
   return { y, mean, variance };
+}
+
+/** {@link trainBatchNorm} as two fused native kernels, forward and backward, with the same closed form. */
+function nativeTrainBatchNorm(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  eps: number,
+): TrainBatchNormResult {
+  let stats: { mean: tf.Tensor1D; variance: tf.Tensor1D } | null = null;
+  const op = tf.customGrad((input, scale, offset, save) => {
+    const [value, mean, variance] = tf.engine().runKernel(
+      NATIVE_KERNELS.batchNormTrain,
+      { x: input as tf.Tensor, gamma: scale as tf.Tensor, beta: offset as tf.Tensor },
+      { eps },
+    ) as tf.Tensor[];
+    stats = { mean: tf.keep(mean as tf.Tensor1D), variance: tf.keep(variance as tf.Tensor1D) };
+    (save as tf.GradSaveFunc)([input as tf.Tensor, scale as tf.Tensor, mean, variance]);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
+      const [savedX, savedGamma, savedMean, savedVariance] = saved;
+      return tf.engine().runKernel(
+        NATIVE_KERNELS.batchNormTrainGrad,
+        { dy, x: savedX, gamma: savedGamma, mean: savedMean, variance: savedVariance },
+        { eps },
+      ) as tf.Tensor[];
+    };
+    return { value, gradFunc };
+  });
+  const y = op(x, gamma, beta) as tf.Tensor4D;
+  const { mean, variance } = stats!;
+  return { y, mean, variance };
+}
+
+/**
+ * Applies LeakyReLU with negative slope `slope`. On the native backend the
+ * gradient is one fused kernel instead of tfjs' compare, multiply and select.
+ */
+export function leakyRelu(x: tf.Tensor4D, slope: number): tf.Tensor4D {
+  if (!onNative()) return tf.leakyRelu(x, slope);
+  const op = tf.customGrad((input, save) => {
+    (save as tf.GradSaveFunc)([input as tf.Tensor]);
+    const value = tf.leakyRelu(input as tf.Tensor4D, slope);
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor =>
+      tf.engine().runKernel(NATIVE_KERNELS.leakyReluGrad, { dy, x: saved[0] }, { alpha: slope }) as tf.Tensor;
+    return { value, gradFunc };
+  });
+  return op(x) as tf.Tensor4D;
 }
 
 /** Applies eval-mode BN: `(x - mean) / sqrt(variance + eps) * gamma + beta` per channel. */

@@ -40,7 +40,7 @@ import { Random } from "../random.ts";
 import { type Architecture, type BasicBlockSpec, describeWideResNet, type TensorSpec } from "./_architecture.ts";
 import { initialValue } from "./_init.ts";
 import { tfjsShape, tfjsToTorch, torchToTfjs } from "./_layout.ts";
-import { batchMoments, batchNorm, conv2d, trainBatchNorm } from "./_layers.ts";
+import { batchMoments, batchNorm, conv2d, leakyRelu, trainBatchNorm } from "./_layers.ts";
 
 /** Construction options. The defaults are TorchSSL's WRN-28-2 for CIFAR-10. */
 export interface WideResNetOptions {
@@ -355,7 +355,7 @@ export class WideResNet {
       this.#keepActivation(activations, groupNames[group], out);
     });
 
-    out = tf.leakyRelu(this.#batchNorm("bn1", out, training, batchStats), leakySlope);
+    out = leakyRelu(this.#batchNorm("bn1", out, training, batchStats), leakySlope);
     const pooled = tf.mean(out, [1, 2]) as tf.Tensor2D;
     this.#keepActivation(activations, "pooled", pooled);
     const logits = tf.add(
@@ -380,11 +380,11 @@ export class WideResNet {
     let branchInput: tf.Tensor4D;
     if (!equalInOut && block.activateBeforeResidual) {
       // block1.layer.0: both paths see lrelu(bn1(x)).
-      residualInput = tf.leakyRelu(this.#batchNorm(bn1, x, training, batchStats), leakySlope);
+      residualInput = leakyRelu(this.#batchNorm(bn1, x, training, batchStats), leakySlope);
       branchInput = residualInput;
     } else if (equalInOut) {
       residualInput = x;
-      branchInput = tf.leakyRelu(this.#batchNorm(bn1, x, training, batchStats), leakySlope);
+      branchInput = leakyRelu(this.#batchNorm(bn1, x, training, batchStats), leakySlope);
     } else {
       // block2.layer.0 and block3.layer.0: TorchSSL computes lrelu(bn1(x)) and
       // discards it, so only the batch statistics of bn1 matter.
@@ -394,7 +394,7 @@ export class WideResNet {
     }
 
     let branch = this.#conv(`${block.prefix}.conv1`, branchInput, block.stride);
-    branch = tf.leakyRelu(this.#batchNorm(`${block.prefix}.bn2`, branch, training, batchStats), leakySlope);
+    branch = leakyRelu(this.#batchNorm(`${block.prefix}.bn2`, branch, training, batchStats), leakySlope);
     branch = this.#conv(`${block.prefix}.conv2`, branch, 1);
     const shortcut = equalInOut
       ? residualInput

@@ -1,0 +1,199 @@
+/**
+ * Builds and loads `native/semisup_native.cpp`, the shared library behind the
+ * "native" backend, through Deno's FFI.
+ *
+ * The library is compiled on first use with the system's g++ (or the
+ * compiler named by SEMISUP_NATIVE_CXX) against
+ * oneDNN (Debian: `apt-get install g++ libdnnl-dev`) into
+ * `build/native/libsemisup_native-<hash>.so` under the repository root (or
+ * SEMISUP_NATIVE_BUILD_DIR), named
+ * by a hash of the source and the compiler flags so an edited source builds
+ * anew. The compiler writes to a temporary name that is renamed into place,
+ * so an interrupted build never leaves a library that a later run loads.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+
+const SOURCE_URL = new URL("./native/semisup_native.cpp", import.meta.url);
+const DEFAULT_BUILD_DIR_URL = new URL("../../build/native/", import.meta.url);
+const COMPILER_FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17"];
+const LINK_FLAGS = ["-ldnnl"];
+
+/** How to get the native backend on Debian or Ubuntu, for one-line messages. */
+export const NATIVE_INSTALL_HINT = "install g++ and oneDNN (Debian/Ubuntu: apt-get install g++ libdnnl-dev)";
+
+const SYMBOLS = {
+  sn_last_error: { parameters: [], result: "pointer" },
+  sn_version: { parameters: [], result: "i32" },
+  sn_max_threads: { parameters: [], result: "i32" },
+  sn_set_threads: { parameters: ["i32"], result: "void" },
+  sn_conv2d_forward: { parameters: ["buffer", "buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  sn_conv2d_backward_data: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  sn_conv2d_backward_weights: { parameters: ["buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  sn_matmul: {
+    parameters: ["i64", "i64", "i64", "i64", "i32", "i32", "buffer", "i64", "buffer", "i64", "buffer"],
+    result: "i32",
+  },
+  sn_binary: { parameters: ["i32", "buffer", "i64", "buffer", "i64", "buffer", "i64"], result: "i32" },
+  sn_binary_strided: {
+    parameters: ["i32", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+  sn_unary: { parameters: ["i32", "buffer", "buffer", "i64", "f32"], result: "i32" },
+  sn_compare: { parameters: ["i32", "buffer", "i64", "buffer", "i64", "buffer", "i64"], result: "i32" },
+  sn_select: { parameters: ["buffer", "buffer", "buffer", "buffer", "i64"], result: "i32" },
+  sn_batch_norm: {
+    parameters: [
+      "buffer",
+      "i64",
+      "i64",
+      "buffer",
+      "i64",
+      "buffer",
+      "i64",
+      "buffer",
+      "i64",
+      "buffer",
+      "i64",
+      "f32",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  sn_reduce_sum: { parameters: ["buffer", "i64", "i64", "i64", "f64", "buffer"], result: "i32" },
+  sn_transpose: { parameters: ["buffer", "buffer", "buffer", "i32", "buffer"], result: "i32" },
+  sn_batch_norm_train: {
+    parameters: ["buffer", "i64", "i64", "buffer", "buffer", "f32", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  sn_batch_norm_train_backward: {
+    parameters: [
+      "buffer",
+      "buffer",
+      "i64",
+      "i64",
+      "buffer",
+      "buffer",
+      "buffer",
+      "f32",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  sn_leaky_relu_backward: { parameters: ["buffer", "buffer", "i64", "f32", "buffer"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The loaded library's functions. */
+export type NativeSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/** A loaded native library and where it came from. */
+export interface NativeLibrary {
+  symbols: NativeSymbols;
+  path: string;
+  /** OpenMP threads the kernels use. */
+  threads: number;
+}
+
+/** Thrown when the native library cannot be built or loaded; the message says how to get it. */
+export class NativeLibraryError extends Error {
+  override name = "NativeLibraryError";
+}
+
+let loaded: NativeLibrary | null = null;
+
+/**
+ * Returns the native library, building it first when no build of the
+ * current source exists. Throws {@link NativeLibraryError} when g++ or
+ * oneDNN is missing or the build fails.
+ *
+ * @example
+ * ```ts
+ * const library = await loadNativeLibrary();
+ * console.log(library.path, library.threads);
+ * ```
+ */
+export async function loadNativeLibrary(): Promise<NativeLibrary> {
+  if (loaded !== null) return loaded;
+  const path = await ensureBuilt();
+  let library: Deno.DynamicLibrary<typeof SYMBOLS>;
+  try {
+    library = Deno.dlopen(path, SYMBOLS);
+  } catch (error) {
+    throw new NativeLibraryError(
+      `Could not load ${path} (${firstLine((error as Error).message)}); ${NATIVE_INSTALL_HINT}.`,
+      { cause: error },
+    );
+  }
+  const threads = Number(Deno.env.get("SEMISUP_NATIVE_THREADS") ?? "0");
+  if (Number.isInteger(threads) && threads > 0) library.symbols.sn_set_threads(threads);
+  loaded = { symbols: library.symbols, path, threads: library.symbols.sn_max_threads() };
+  return loaded;
+}
+
+/**
+ * Returns the message of the last failed native call on this thread.
+ *
+ * @example
+ * ```ts
+ * if (library.symbols.sn_select(c, a, b, out, n) !== 0) throw new Error(nativeError(library));
+ * ```
+ */
+export function nativeError(library: NativeLibrary): string {
+  const pointer = library.symbols.sn_last_error();
+  return pointer === null ? "unknown native error" : new Deno.UnsafePointerView(pointer).getCString();
+}
+
+/** The build folder: SEMISUP_NATIVE_BUILD_DIR, or build/native/ in the repository. */
+function buildDir(): URL {
+  const override = Deno.env.get("SEMISUP_NATIVE_BUILD_DIR");
+  return override ? new URL(`file://${override.replace(/\/*$/, "/")}`) : DEFAULT_BUILD_DIR_URL;
+}
+
+async function ensureBuilt(): Promise<string> {
+  const BUILD_DIR_URL = buildDir();
+  const compiler = Deno.env.get("SEMISUP_NATIVE_CXX") || "g++";
+  const source = await Deno.readTextFile(SOURCE_URL);
+  const hash = createHash("sha256").update(source).update(compiler).update(COMPILER_FLAGS.join(" ")).digest("hex")
+    .slice(0, 16);
+  const target = new URL(`libsemisup_native-${hash}.so`, BUILD_DIR_URL);
+  try {
+    await Deno.stat(target);
+    return target.pathname;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  await Deno.mkdir(BUILD_DIR_URL, { recursive: true });
+  const temporary = new URL(`.tmp-${Deno.pid}-${hash}.so`, BUILD_DIR_URL);
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command(compiler, {
+      args: [...COMPILER_FLAGS, SOURCE_URL.pathname, ...LINK_FLAGS, "-o", temporary.pathname],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (error) {
+    throw new NativeLibraryError(
+      `Could not run ${compiler} to build the native backend (${firstLine((error as Error).message)}); ` +
+        `${NATIVE_INSTALL_HINT}.`,
+      { cause: error },
+    );
+  }
+  if (!output.success) {
+    await Deno.remove(temporary).catch(() => {});
+    const stderr = new TextDecoder().decode(output.stderr);
+    const missingHeader = /dnnl\.hpp: No such file/.test(stderr);
+    const missingLibrary = /cannot find -ldnnl/.test(stderr);
+    const cause = missingHeader || missingLibrary ? "oneDNN is not installed" : `g++ failed: ${firstLine(stderr)}`;
+    throw new NativeLibraryError(`Could not build the native backend: ${cause}; ${NATIVE_INSTALL_HINT}.`);
+  }
+  await Deno.rename(temporary, target);
+  return target.pathname;
+}
+
+function firstLine(text: string): string {
+  return text.trim().split("\n")[0] ?? text;
+}
