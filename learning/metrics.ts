@@ -36,7 +36,9 @@ export function classificationMetrics(
     const truth = labels[i];
     const predicted = predictions[i];
     if (truth < 0 || truth >= numClasses || predicted < 0 || predicted >= numClasses) {
-      throw new Error(`classificationMetrics: label ${truth} or prediction ${predicted} at ${i} is outside [0, ${numClasses})`);
+      throw new Error(
+        `classificationMetrics: label ${truth} or prediction ${predicted} at ${i} is outside [0, ${numClasses})`,
+      );
     }
     confusion[truth][predicted]++;
     if (truth === predicted) correct++;
@@ -45,7 +47,12 @@ export function classificationMetrics(
     const total = row.reduce((a, b) => a + b, 0);
     return total === 0 ? NaN : row[c] / total;
   });
-  return { accuracy: labels.length === 0 ? NaN : correct / labels.length, perClassAccuracy, confusion, count: labels.length };
+  return {
+    accuracy: labels.length === 0 ? NaN : correct / labels.length,
+    perClassAccuracy,
+    confusion,
+    count: labels.length,
+  };
 }
 
 /** Returns the mean and the sample standard deviation (0 for one value). */

@@ -34,7 +34,10 @@ export function predictLabels(
 ): Int32Array {
   const predictions = new Int32Array(indices.length);
   for (let start = 0; start < indices.length; start += batchSize) {
-    const batchIndices = Array.from({ length: Math.min(batchSize, indices.length - start) }, (_, i) => indices[start + i]);
+    const batchIndices = Array.from(
+      { length: Math.min(batchSize, indices.length - start) },
+      (_, i) => indices[start + i],
+    );
     const batch = gatherImages(images, batchIndices);
     const predicted = tf.tidy(() => {
       const x = normalizeImages(batch, batchIndices.length);

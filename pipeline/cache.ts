@@ -316,7 +316,6 @@ async function hashTree(dir: string, prefix = ""): Promise<Record<string, string
   return files;
 }
 
-
 /** Returns the pid in a temporary folder name `.tmp-<key>-<pid>-<time>`, or null for other names. */
 function tmpOwner(name: string): number | null {
   const match = /^\.tmp-[0-9a-f]+-(\d+)-\d+$/.exec(name);

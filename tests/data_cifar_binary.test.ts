@@ -135,5 +135,8 @@ Deno.test("cifar binary rejects non-archive bytes", async () => {
   const bytes = new TextEncoder().encode("<html>not found</html>");
   await assert.rejects(readCifarBinaryArchive(bytes, { expectedMd5: md5Hex(bytes) }), /Failed to read archive/);
   const duplicate = await makeTar([{ name: "a/test_batch.bin", data: "" }, { name: "b/test_batch.bin", data: "" }]);
-  await assert.rejects(readCifarBinaryArchive(duplicate, { expectedMd5: md5Hex(duplicate) }), /contains test_batch\.bin twice/);
+  await assert.rejects(
+    readCifarBinaryArchive(duplicate, { expectedMd5: md5Hex(duplicate) }),
+    /contains test_batch\.bin twice/,
+  );
 });

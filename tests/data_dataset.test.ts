@@ -7,7 +7,12 @@ function makeDataset(): Dataset {
   return {
     name: "tiny",
     classNames: ["cat", "dog", "frog"],
-    train: { ...shape, count: 4, images: new Uint8Array(4 * 18).map((_, i) => i * 3), labels: new Uint8Array([0, 2, 1, 2]) },
+    train: {
+      ...shape,
+      count: 4,
+      images: new Uint8Array(4 * 18).map((_, i) => i * 3),
+      labels: new Uint8Array([0, 2, 1, 2]),
+    },
     test: { ...shape, count: 2, images: new Uint8Array(2 * 18).map((_, i) => 255 - i), labels: new Uint8Array([1, 0]) },
   };
 }
@@ -55,7 +60,10 @@ Deno.test("dataset load rejects truncated file", async () => {
     await saveDataset(dir, makeDataset());
     const images = await Deno.readFile(`${dir}/test_images.bin`);
     await Deno.writeFile(`${dir}/test_images.bin`, images.subarray(0, 30));
-    await assert.rejects(loadDataset(dir), /test_images\.bin has 30 bytes, but dataset\.json expects 36; .*truncated or corrupt/);
+    await assert.rejects(
+      loadDataset(dir),
+      /test_images\.bin has 30 bytes, but dataset\.json expects 36; .*truncated or corrupt/,
+    );
   });
 });
 
@@ -65,7 +73,10 @@ Deno.test("dataset load detects changed file", async () => {
     await Deno.writeFile(`${dir}/train_labels.bin`, new Uint8Array([0, 2, 1, 1]));
     // Without hash verification only sizes and label ranges are checked.
     assert.deepEqual([...(await loadDataset(dir)).train.labels], [0, 2, 1, 1]);
-    await assert.rejects(loadDataset(dir, { verifyHashes: true }), /train_labels\.bin has SHA-256 [0-9a-f]{64}, but dataset\.json records/);
+    await assert.rejects(
+      loadDataset(dir, { verifyHashes: true }),
+      /train_labels\.bin has SHA-256 [0-9a-f]{64}, but dataset\.json records/,
+    );
   });
 });
 
@@ -93,7 +104,10 @@ Deno.test("dataset load rejects missing parts", async () => {
 Deno.test("dataset validation names the field", () => {
   const wrongLength = makeDataset();
   wrongLength.train.images = new Uint8Array(10);
-  assert.throws(() => validateDataset(wrongLength), /train\.images has 10 bytes, but train\.count \* height \* width \* channels is 72/);
+  assert.throws(
+    () => validateDataset(wrongLength),
+    /train\.images has 10 bytes, but train\.count \* height \* width \* channels is 72/,
+  );
 
   const wrongLabels = makeDataset();
   wrongLabels.test.labels = new Uint8Array([0]);

@@ -57,7 +57,10 @@ function stalledBody(firstBytes: number, release: Promise<void>): ReadableStream
 
 Deno.test("download rejects non-https URLs", async () => {
   await withTempDir(async (dir) => {
-    await assert.rejects(downloadCifarBinary("http://example.com/c.tar.gz", `${dir}/c.tar.gz`), /only https:\/\/ URLs are accepted/);
+    await assert.rejects(
+      downloadCifarBinary("http://example.com/c.tar.gz", `${dir}/c.tar.gz`),
+      /only https:\/\/ URLs are accepted/,
+    );
     await assert.rejects(downloadCifarBinary("ftp://example.com/c.tar.gz", `${dir}/c.tar.gz`), /only https:\/\//);
     await assert.rejects(downloadCifarBinary("not a url", `${dir}/c.tar.gz`), /Invalid download URL "not a url"/);
     // The loopback exception covers loopback hosts only.
@@ -118,7 +121,12 @@ Deno.test("download rejects MD5 mismatch", async () => {
 Deno.test("download enforces maxBytes", async () => {
   const declared = () => new Response(payload);
   const undeclared = () => new Response(ReadableStream.from([payload.slice(0, 100_000), payload.slice(100_000)]));
-  for (const [handler, pattern] of [[declared, /declares 200000 bytes/], [undeclared, /sent more than 150000 bytes/]] as const) {
+  for (
+    const [handler, pattern] of [[declared, /declares 200000 bytes/], [
+      undeclared,
+      /sent more than 150000 bytes/,
+    ]] as const
+  ) {
     await withServer([handler], async (baseUrl, requests) => {
       await withTempDir(async (dir) => {
         await assert.rejects(

@@ -44,7 +44,10 @@ function checkCifarTree(dataset: Dataset, colors: Map<string, [number, number, n
           const value = set.images[n * 3072 + pixel * 3 + c];
           // JPEG at quality 100 of a solid color decodes within a few levels; PNG is exact.
           if (isPng) assert.equal(value, color[c], `${path} pixel ${pixel} channel ${c}`);
-          else assert.ok(Math.abs(value - color[c]) <= 3, `${path} pixel ${pixel} channel ${c}: ${value} vs ${color[c]}`);
+          else {assert.ok(
+              Math.abs(value - color[c]) <= 3,
+              `${path} pixel ${pixel} channel ${c}: ${value} vs ${color[c]}`,
+            );}
         }
       }
     }
@@ -236,7 +239,10 @@ Deno.test("image folder names archive in errors", async () => {
   tree.set("train/a/notes.txt", new Uint8Array([1]));
   await withTempDir(async (dir) => {
     await Deno.writeFile(`${dir}/set.tgz`, await treeToTarGz(tree));
-    await assert.rejects(readImageFolder(`${dir}/set.tgz`), new RegExp(`${dir}/set\\.tgz: train/a/notes\\.txt is not an image`));
+    await assert.rejects(
+      readImageFolder(`${dir}/set.tgz`),
+      new RegExp(`${dir}/set\\.tgz: train/a/notes\\.txt is not an image`),
+    );
   });
 });
 

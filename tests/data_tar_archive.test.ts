@@ -41,11 +41,27 @@ Deno.test("tar reader include skips contents", async () => {
 });
 
 const unsafeCases: { title: string; entries: Parameters<typeof makeTar>[0]; pattern: RegExp }[] = [
-  { title: "parent segment", entries: [{ name: "../evil.txt", data: "x" }], pattern: /"\.\.\/evil\.txt" with a "\.\." segment/ },
-  { title: "inner parent segment", entries: [{ name: "a/../../evil.txt", data: "x" }], pattern: /"a\/\.\.\/\.\.\/evil\.txt"/ },
+  {
+    title: "parent segment",
+    entries: [{ name: "../evil.txt", data: "x" }],
+    pattern: /"\.\.\/evil\.txt" with a "\.\." segment/,
+  },
+  {
+    title: "inner parent segment",
+    entries: [{ name: "a/../../evil.txt", data: "x" }],
+    pattern: /"a\/\.\.\/\.\.\/evil\.txt"/,
+  },
   { title: "absolute path", entries: [{ name: "/etc/evil", data: "x" }], pattern: /absolute path "\/etc\/evil"/ },
-  { title: "symlink", entries: [{ name: "link", type: "symlink", linkname: "/etc/passwd" }], pattern: /symlink "link" -> "\/etc\/passwd"/ },
-  { title: "hardlink", entries: [{ name: "a.txt", data: "a" }, { name: "hard", type: "link", linkname: "a.txt" }], pattern: /hardlink "hard"/ },
+  {
+    title: "symlink",
+    entries: [{ name: "link", type: "symlink", linkname: "/etc/passwd" }],
+    pattern: /symlink "link" -> "\/etc\/passwd"/,
+  },
+  {
+    title: "hardlink",
+    entries: [{ name: "a.txt", data: "a" }, { name: "hard", type: "link", linkname: "a.txt" }],
+    pattern: /hardlink "hard"/,
+  },
   { title: "fifo", entries: [{ name: "pipe", type: "fifo" }], pattern: /"pipe" of type fifo/ },
 ];
 for (const { title, entries, pattern } of unsafeCases) {
@@ -62,9 +78,15 @@ Deno.test("tar reader accepts dots inside names", async () => {
 });
 
 Deno.test("tar reader enforces maxMembers", async () => {
-  const archive = await makeTar([{ name: "d/", type: "directory" }, { name: "d/1", data: "1" }, { name: "d/2", data: "2" }]);
+  const archive = await makeTar([{ name: "d/", type: "directory" }, { name: "d/1", data: "1" }, {
+    name: "d/2",
+    data: "2",
+  }]);
   assert.equal((await readTarArchive(archive, { maxMembers: 3 })).length, 3);
-  await assert.rejects(readTarArchive(archive, { maxMembers: 2 }), /more than 2 members \(the maxMembers cap\).*raise the maxMembers option/);
+  await assert.rejects(
+    readTarArchive(archive, { maxMembers: 2 }),
+    /more than 2 members \(the maxMembers cap\).*raise the maxMembers option/,
+  );
 });
 
 Deno.test("tar reader enforces maxTotalBytes", async () => {
@@ -80,11 +102,17 @@ Deno.test("tar reader enforces maxTotalBytes", async () => {
 
 Deno.test("tar reader rejects truncated archive", async () => {
   const tar = await makeTar([{ name: "big.bin", data: new Uint8Array(4096).fill(7) }], false);
-  await assert.rejects(readTarArchive(tar.subarray(0, 2048)), /Failed to read archive <in-memory archive>: .*truncated/);
+  await assert.rejects(
+    readTarArchive(tar.subarray(0, 2048)),
+    /Failed to read archive <in-memory archive>: .*truncated/,
+  );
   const gz = await makeTar([{ name: "big.bin", data: new Uint8Array(4096).map((_, i) => i * 31) }]);
   await assert.rejects(readTarArchive(gz.subarray(0, gz.length - 20)), /Failed to read archive <in-memory archive>/);
 });
 
 Deno.test("tar reader names a missing file", async () => {
-  await assert.rejects(readTarArchive("/nonexistent/archive.tar.gz"), /Cannot open archive \/nonexistent\/archive\.tar\.gz/);
+  await assert.rejects(
+    readTarArchive("/nonexistent/archive.tar.gz"),
+    /Cannot open archive \/nonexistent\/archive\.tar\.gz/,
+  );
 });

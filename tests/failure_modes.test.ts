@@ -23,7 +23,14 @@ async function options(
   checkpointDir: string,
 ): Promise<TrainModelOptions> {
   const config = await loadConfig([
-    "--profile", "smoke", "--iterations", String(iterations), "--set", "train.batch_size=2", "--set", "train.checkpoint_every=2",
+    "--profile",
+    "smoke",
+    "--iterations",
+    String(iterations),
+    "--set",
+    "train.batch_size=2",
+    "--set",
+    "train.checkpoint_every=2",
   ]);
   return {
     algorithm,
@@ -134,7 +141,8 @@ Deno.test("labeled split is identical in another process", async () => {
     const { train } = syntheticDataset({ trainPerClass: 6, testPerClass: 2 });
     console.log(JSON.stringify(Array.from(makeLabeledSplit(train.labels, 10, 40, 7).labeledIndices)));
   `;
-  const output = await new Deno.Command(Deno.execPath(), { args: ["eval", script], cwd: ROOT, stdout: "piped" }).output();
+  const output = await new Deno.Command(Deno.execPath(), { args: ["eval", script], cwd: ROOT, stdout: "piped" })
+    .output();
   assert.ok(output.success);
   assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), inProcess);
 });

@@ -143,7 +143,11 @@ Deno.test("kill during checkpoint write resumes from previous", async () => {
   const root = await Deno.makeTempDir({ prefix: "semisup-kill-checkpoint-write-" });
   const writing = () => listNames(checkpointDir(root)).some((name) => name.startsWith(".tmp-iter-"));
   // After the first checkpoint, so the resume point is a checkpoint and not a fresh start.
-  const killed = await cliKilledWhen(trainArgs(root, ITERATIONS), root, () => (latestIteration(root) ?? 0) >= 1 && writing());
+  const killed = await cliKilledWhen(
+    trainArgs(root, ITERATIONS),
+    root,
+    () => (latestIteration(root) ?? 0) >= 1 && writing(),
+  );
   assert.ok(killed.killed, `the run ended before the trigger:\n${killed.output}`);
   if (!writing()) {
     // NOTE: the write takes milliseconds, so on a fast disk the kill can land after the rename.

@@ -6,7 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { loadLatestCheckpoint } from "../learning/training/checkpoint.ts";
-import { artifactKeys, cli, cliKilledWhen, escapeRegExp, exists, listNames, trainArgs, verifyStore } from "./_hardening.ts";
+import {
+  artifactKeys,
+  cli,
+  cliKilledWhen,
+  escapeRegExp,
+  exists,
+  listNames,
+  trainArgs,
+  verifyStore,
+} from "./_hardening.ts";
 
 Deno.test("failed rebuild keeps the previous artifact", async () => {
   const root = await Deno.makeTempDir({ prefix: "semisup-write-artifact-" });

@@ -47,7 +47,9 @@ Deno.test("smoke DAG runs, caches and reruns only changed cells", async () => {
   assert.match(table, /\| semisup FixMatch \(profile smoke/);
   assert.match(table, /\| semisup MixMatch \(profile smoke/);
   assert.match(table, /\| TorchSSL README, FixMatch, 2\^20 iterations \| reference \|/);
-  const metricsDirs = [...Deno.readDirSync(`${artifacts}/evaluate`)].filter((e) => e.isDirectory && !e.name.startsWith("."));
+  const metricsDirs = [...Deno.readDirSync(`${artifacts}/evaluate`)].filter((e) =>
+    e.isDirectory && !e.name.startsWith(".")
+  );
   assert.equal(metricsDirs.length, 4);
   const metrics = JSON.parse(await Deno.readTextFile(`${artifacts}/evaluate/${metricsDirs[0].name}/metrics.json`));
   assert.equal(metrics.test_images, 100);
@@ -71,8 +73,17 @@ Deno.test("smoke DAG runs, caches and reruns only changed cells", async () => {
 Deno.test("smoke training resumes after a kill", async () => {
   const artifacts = await Deno.makeTempDir({ prefix: "semisup-resume-" });
   const args = [
-    "train", "--profile", "smoke", "--artifacts", artifacts, "--algorithms", "fixmatch", "--labels", "10",
-    "--iterations", "6",
+    "train",
+    "--profile",
+    "smoke",
+    "--artifacts",
+    artifacts,
+    "--algorithms",
+    "fixmatch",
+    "--labels",
+    "10",
+    "--iterations",
+    "6",
   ];
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "pipeline/cli.ts", ...args],

@@ -62,10 +62,16 @@ Deno.test("split can take a whole class", () => {
 });
 
 Deno.test("split rejects bad label counts", () => {
-  assert.throws(() => makeLabeledSplit(labels, 10, 45, 0), /numLabels must be a positive multiple of the class count 10 .*got 45/);
+  assert.throws(
+    () => makeLabeledSplit(labels, 10, 45, 0),
+    /numLabels must be a positive multiple of the class count 10 .*got 45/,
+  );
   assert.throws(() => makeLabeledSplit(labels, 10, 0, 0), /positive multiple .*got 0/);
   assert.throws(() => makeLabeledSplit(labels, 10, -10, 0), /got -10/);
-  assert.throws(() => makeLabeledSplit(labels, 10, 510, 0), /numLabels 510 needs 51 labeled examples per class, but class 0 has only 50 training examples; use at most 500 labels/);
+  assert.throws(
+    () => makeLabeledSplit(labels, 10, 510, 0),
+    /numLabels 510 needs 51 labeled examples per class, but class 0 has only 50 training examples; use at most 500 labels/,
+  );
   const uneven = makeLabels([3, 5]);
   assert.throws(() => makeLabeledSplit(uneven, 2, 8, 0), /class 0 has only 3 .*use at most 6 labels/);
 });

@@ -75,7 +75,13 @@ Deno.test("batches are the same inline and in workers", async () => {
   const pool = new AugmentPool({ workers: 2 });
   try {
     const inline = await fixmatchBatch(train, labeled, plan, { numOps: 3, applyProbability: 1 }, inlineAugment);
-    const pooled = await fixmatchBatch(train, labeled, plan, { numOps: 3, applyProbability: 1 }, (r) => pool.augmentBatch(r));
+    const pooled = await fixmatchBatch(
+      train,
+      labeled,
+      plan,
+      { numOps: 3, applyProbability: 1 },
+      (r) => pool.augmentBatch(r),
+    );
     assert.deepEqual(pooled.labeled, inline.labeled);
     assert.deepEqual(pooled.weak, inline.weak);
     assert.deepEqual(pooled.strong, inline.strong);
@@ -97,9 +103,27 @@ Deno.test("batches differ between iterations and repeat for one", async () => {
   const { train } = syntheticDataset({ trainPerClass: 4, testPerClass: 1 });
   const labeled = Int32Array.of(0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
   const options = { numOps: 3, applyProbability: 1 };
-  const a = await fixmatchBatch(train, labeled, { seed: 0, iteration: 1, batchSize: 4, uratio: 1 }, options, inlineAugment);
-  const b = await fixmatchBatch(train, labeled, { seed: 0, iteration: 1, batchSize: 4, uratio: 1 }, options, inlineAugment);
-  const c = await fixmatchBatch(train, labeled, { seed: 0, iteration: 2, batchSize: 4, uratio: 1 }, options, inlineAugment);
+  const a = await fixmatchBatch(
+    train,
+    labeled,
+    { seed: 0, iteration: 1, batchSize: 4, uratio: 1 },
+    options,
+    inlineAugment,
+  );
+  const b = await fixmatchBatch(
+    train,
+    labeled,
+    { seed: 0, iteration: 1, batchSize: 4, uratio: 1 },
+    options,
+    inlineAugment,
+  );
+  const c = await fixmatchBatch(
+    train,
+    labeled,
+    { seed: 0, iteration: 2, batchSize: 4, uratio: 1 },
+    options,
+    inlineAugment,
+  );
   assert.deepEqual(a.strong, b.strong);
   assert.notDeepEqual(a.strong, c.strong);
 });

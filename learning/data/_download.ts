@@ -91,7 +91,9 @@ export async function downloadFile(
         );
       }
       const delayMs = settings.retryDelayMs * 2 ** (attempt - 1);
-      settings.log(`Download attempt ${attempt} of ${attempts} for ${url} failed (${error.message}); retrying in ${delayMs} ms.`);
+      settings.log(
+        `Download attempt ${attempt} of ${attempts} for ${url} failed (${error.message}); retrying in ${delayMs} ms.`,
+      );
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
@@ -146,8 +148,10 @@ async function downloadOnce(url: string, destPath: string, settings: DownloadOpt
   let file: Deno.FsFile | undefined;
   restartTimer();
   try {
-    const response = await fetchFollowingRedirects(url, settings.allowHttpLoopback, (target) =>
-      network(() => fetch(target, { signal: controller.signal, redirect: "manual" }))
+    const response = await fetchFollowingRedirects(
+      url,
+      settings.allowHttpLoopback,
+      (target) => network(() => fetch(target, { signal: controller.signal, redirect: "manual" })),
     );
     if (!response.ok) {
       await response.body?.cancel();

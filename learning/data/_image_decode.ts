@@ -93,7 +93,8 @@ export function resizeBilinear(image: RgbImage, height: number, width: number): 
       const x1 = Math.min(x0 + 1, image.width - 1);
       const wx = sourceX - x0;
       for (let c = 0; c < 3; c++) {
-        const top = image.data[(y0 * image.width + x0) * 3 + c] * (1 - wx) + image.data[(y0 * image.width + x1) * 3 + c] * wx;
+        const top = image.data[(y0 * image.width + x0) * 3 + c] * (1 - wx) +
+          image.data[(y0 * image.width + x1) * 3 + c] * wx;
         const bottom = image.data[(y1 * image.width + x0) * 3 + c] * (1 - wx) +
           image.data[(y1 * image.width + x1) * 3 + c] * wx;
         data[(y * width + x) * 3 + c] = Math.round(top * (1 - wy) + bottom * wy);

@@ -29,7 +29,13 @@ export type { DownloadOptions, DownloadResult } from "./_download.ts";
 /** Bytes per record: one label byte and 32 * 32 * 3 pixel bytes. */
 export const CIFAR10_RECORD_BYTES = 3073;
 
-const TRAIN_BATCHES = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
+const TRAIN_BATCHES = [
+  "data_batch_1.bin",
+  "data_batch_2.bin",
+  "data_batch_3.bin",
+  "data_batch_4.bin",
+  "data_batch_5.bin",
+];
 const TEST_BATCH = "test_batch.bin";
 const META_FILE = "batches.meta.txt";
 const NEEDED_FILES = [...TRAIN_BATCHES, TEST_BATCH, META_FILE];
@@ -88,7 +94,9 @@ export async function readCifarBinaryArchive(
     .map((line) => line.trim())
     .filter((line) => line !== "");
   if (classNames.length === 0) {
-    throw new Error(`Archive ${label}: ${files.get(META_FILE)!.path} lists no class names; download the archive again.`);
+    throw new Error(
+      `Archive ${label}: ${files.get(META_FILE)!.path} lists no class names; download the archive again.`,
+    );
   }
 
   const train = allocateImageSet(TRAIN_BATCHES.length * recordsPerBatch);
@@ -159,7 +167,14 @@ function indexNeededMembers(members: TarMember[], label: string): Map<string, Ta
 
 function allocateImageSet(count: number): ImageSet {
   const { height, width, channels } = CIFAR10_IMAGE_SHAPE;
-  return { images: new Uint8Array(count * height * width * channels), labels: new Uint8Array(count), count, height, width, channels };
+  return {
+    images: new Uint8Array(count * height * width * channels),
+    labels: new Uint8Array(count),
+    count,
+    height,
+    width,
+    channels,
+  };
 }
 
 /** Parses one batch file into `target` from record `firstRecord` on, converting images from CHW to HWC. */

@@ -87,7 +87,9 @@ export function validateDataset(dataset: Dataset): void {
     const set = dataset[split];
     for (const field of ["count", "height", "width", "channels"] as const) {
       if (!Number.isInteger(set[field]) || set[field] < 0) {
-        throw new Error(`Dataset "${dataset.name}" ${split}.${field} must be a non-negative integer, got ${set[field]}.`);
+        throw new Error(
+          `Dataset "${dataset.name}" ${split}.${field} must be a non-negative integer, got ${set[field]}.`,
+        );
       }
     }
     const imageBytes = set.count * set.height * set.width * set.channels;

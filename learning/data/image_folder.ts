@@ -169,12 +169,16 @@ function findRoot(entries: FolderEntry[], label: string): string {
   let root = "";
   if (!hasSplit("")) {
     const topFolders = [...firstSegments].filter((segment) =>
-      entries.some((entry) => entry.path.startsWith(`${segment}/`) || (entry.path === segment && entry.type === "directory"))
+      entries.some((entry) =>
+        entry.path.startsWith(`${segment}/`) || (entry.path === segment && entry.type === "directory")
+      )
     );
     if (topFolders.length === 1) root = `${topFolders[0]}/`;
   }
   for (const split of SPLITS) {
-    const present = entries.some((entry) => entry.path === `${root}${split}` || entry.path.startsWith(`${root}${split}/`));
+    const present = entries.some((entry) =>
+      entry.path === `${root}${split}` || entry.path.startsWith(`${root}${split}/`)
+    );
     if (!present) {
       throw new Error(
         `${label} has no ${root}${split}/ folder. An image folder needs train/<class>/<image> and ` +
@@ -252,7 +256,8 @@ function checkClasses(
     );
   }
   const names = [...train.keys()];
-  const isCifar10 = names.length === CIFAR10_CLASS_NAMES.length && names.every((name) => CIFAR10_CLASS_NAMES.includes(name));
+  const isCifar10 = names.length === CIFAR10_CLASS_NAMES.length &&
+    names.every((name) => CIFAR10_CLASS_NAMES.includes(name));
   if (isCifar10) return [...CIFAR10_CLASS_NAMES];
   if (names.length > 256) {
     throw new Error(`${label} has ${names.length} classes; labels are uint8, so at most 256 are supported.`);

@@ -301,7 +301,12 @@ export async function trainModel(options: TrainModelOptions): Promise<TrainModel
 
       if (done % optim.checkpoint_every === 0 || done === optim.iterations) {
         const state = snapshot(model, sgd, ema);
-        lastCheckpoint = await saveCheckpoint(options.checkpointDir, { iteration: done, logRows: rows, evalRows, ...state });
+        lastCheckpoint = await saveCheckpoint(options.checkpointDir, {
+          iteration: done,
+          logRows: rows,
+          evalRows,
+          ...state,
+        });
       }
     }
     return { model, ema, rows, evalRows, resumedFrom: start };
