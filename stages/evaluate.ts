@@ -30,7 +30,7 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
   const backendName = backend.name;
 
   for (const [cell, train] of trained) {
-    const params = { ...config.evaluate, backend: backendName };
+    const params = { ...config.evaluate, backend: backend.cacheId };
     const result = await store.run(
       {
         stage: "evaluate",

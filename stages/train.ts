@@ -98,7 +98,7 @@ export async function run(context: RunContext): Promise<Map<string, CellResult>>
 
   const trainOne = async ({ cell, algorithm, labels, seed }: (typeof cells)[number]): Promise<CellResult> => {
     const split = splits.get(splitCell(labels, seed))!;
-    const params = trainParams(config, algorithm, labels, seed, backend.name);
+    const params = trainParams(config, algorithm, labels, seed, backend.cacheId);
     const result = await store.run(
       {
         stage: "train",

@@ -94,11 +94,13 @@ export type NativeSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 export interface NativeLibrary {
   symbols: NativeSymbols;
   path: string;
+  /** Hash of the C++ source, compiler and flags the library was built from. */
+  sourceHash: string;
   /** OpenMP threads the kernels use. */
   threads: number;
 }
 
-/** Thrown when the native library cannot be built or loaded; the message says how to get it. */
+/** Error raised when the native library cannot be built or loaded; its message gives the install command. */
 export class NativeLibraryError extends Error {
   override name = "NativeLibraryError";
 }
@@ -118,7 +120,7 @@ let loaded: NativeLibrary | null = null;
  */
 export async function loadNativeLibrary(): Promise<NativeLibrary> {
   if (loaded !== null) return loaded;
-  const path = await ensureBuilt();
+  const { path, hash } = await ensureBuilt();
   let library: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
     library = Deno.dlopen(path, SYMBOLS);
@@ -130,7 +132,7 @@ export async function loadNativeLibrary(): Promise<NativeLibrary> {
   }
   const threads = Number(Deno.env.get("SEMISUP_NATIVE_THREADS") ?? "0");
   if (Number.isInteger(threads) && threads > 0) library.symbols.sn_set_threads(threads);
-  loaded = { symbols: library.symbols, path, threads: library.symbols.sn_max_threads() };
+  loaded = { symbols: library.symbols, path, sourceHash: hash, threads: library.symbols.sn_max_threads() };
   return loaded;
 }
 
@@ -147,25 +149,27 @@ export function nativeError(library: NativeLibrary): string {
   return pointer === null ? "unknown native error" : new Deno.UnsafePointerView(pointer).getCString();
 }
 
-/** The build folder: SEMISUP_NATIVE_BUILD_DIR, or build/native/ in the repository. */
+/** Returns the build folder: SEMISUP_NATIVE_BUILD_DIR, or build/native/ in the repository. */
 function buildDir(): URL {
   const override = Deno.env.get("SEMISUP_NATIVE_BUILD_DIR");
   return override ? new URL(`file://${override.replace(/\/*$/, "/")}`) : DEFAULT_BUILD_DIR_URL;
 }
 
-async function ensureBuilt(): Promise<string> {
+async function ensureBuilt(): Promise<{ path: string; hash: string }> {
   const BUILD_DIR_URL = buildDir();
   const compiler = Deno.env.get("SEMISUP_NATIVE_CXX") || "g++";
+
   const source = await Deno.readTextFile(SOURCE_URL);
   const hash = createHash("sha256").update(source).update(compiler).update(COMPILER_FLAGS.join(" ")).digest("hex")
     .slice(0, 16);
   const target = new URL(`libsemisup_native-${hash}.so`, BUILD_DIR_URL);
   try {
     await Deno.stat(target);
-    return target.pathname;
+    return { path: target.pathname, hash };
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
+
   await Deno.mkdir(BUILD_DIR_URL, { recursive: true });
   const temporary = new URL(`.tmp-${Deno.pid}-${hash}.so`, BUILD_DIR_URL);
   let output: Deno.CommandOutput;
@@ -182,6 +186,7 @@ async function ensureBuilt(): Promise<string> {
       { cause: error },
     );
   }
+
   if (!output.success) {
     await Deno.remove(temporary).catch(() => {});
     const stderr = new TextDecoder().decode(output.stderr);
@@ -191,7 +196,7 @@ async function ensureBuilt(): Promise<string> {
     throw new NativeLibraryError(`Could not build the native backend: ${cause}; ${NATIVE_INSTALL_HINT}.`);
   }
   await Deno.rename(temporary, target);
-  return target.pathname;
+  return { path: target.pathname, hash };
 }
 
 function firstLine(text: string): string {

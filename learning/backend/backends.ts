@@ -55,6 +55,11 @@ export interface BackendInfo {
   /** Version of the package that provides the backend. */
   version: string;
   /**
+   * The backend in cache keys: its name, and for native also the hash of the
+   * C++ source it was built from, so an edited kernel retrains.
+   */
+  cacheId: string;
+  /**
    * Images one WideResNet-28-2 forward plus backward pass may hold on this
    * backend at 32x32 input; Infinity where only host or device memory
    * limits it. Callers split larger batches into chunks of this size.
@@ -197,6 +202,7 @@ async function initWasm(): Promise<BackendInfo> {
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
   return {
     name: "wasm",
+    cacheId: "wasm",
     tfjsBackend: "wasm",
     version: wasm.version_wasm,
     maxForwardImages: WASM_MAX_FORWARD_IMAGES,
@@ -217,6 +223,7 @@ async function initNative(): Promise<BackendInfo> {
   await activate(NATIVE_BACKEND_NAME);
   return {
     name: "native",
+    cacheId: `native-${library.sourceHash}`,
     tfjsBackend: NATIVE_BACKEND_NAME,
     version: `${tf.version_cpu}+semisup-native`,
     maxForwardImages: Infinity,
@@ -229,6 +236,7 @@ async function initCpu(): Promise<BackendInfo> {
   registerCpuTrainingKernels();
   return {
     name: "cpu",
+    cacheId: "cpu",
     tfjsBackend: "cpu",
     version: tf.version_cpu,
     maxForwardImages: Infinity,
@@ -291,6 +299,7 @@ async function initTensorflow(gpu: boolean): Promise<BackendInfo> {
   const version = (tfnode.version ?? tfnode.default?.version)?.["tfjs-node"] ?? TFJS_NODE_VERSION;
   return {
     name,
+    cacheId: name,
     tfjsBackend: "tensorflow",
     version,
     maxForwardImages: Infinity,
@@ -339,6 +348,7 @@ async function initWebgpu(requireHardware: boolean): Promise<BackendInfo> {
   const label = [adapter.info.vendor, adapter.info.description].filter((s) => s).join(" ") || "unnamed adapter";
   return {
     name: "webgpu",
+    cacheId: "webgpu",
     tfjsBackend: "webgpu",
     version: tf.version_core,
     // NOTE: an estimate from the largest single activation; it ignores

@@ -5,12 +5,12 @@
  * (oneDNN convolutions and sgemm, OpenMP element-wise loops on all cores).
  *
  * Tensors live in ordinary JavaScript typed arrays, which the library reads
- * and writes in place through Deno's FFI, so there is no 4 GiB heap as on
- * wasm and a FixMatch step of 960 images runs as one batch. Each native
- * kernel handles float32 tensors in the layouts training uses (NHWC
- * convolutions with dilation 1, broadcasting of a trailing block of the
- * shape) and hands every other case to the tfjs-backend-cpu kernel of the
- * same name, which stays registered for this backend.
+ * and writes in place through Deno's FFI. There is no 4 GiB heap as on wasm,
+ * so a FixMatch step of 960 images runs as one batch. Each native kernel
+ * handles float32 tensors in the layouts training uses: NHWC convolutions
+ * with dilation 1, and element-wise ops with any broadcasting up to rank 6.
+ * Every other case goes to the tfjs-backend-cpu kernel of the same name,
+ * which stays registered for this backend.
  *
  * @example
  * ```ts
@@ -86,8 +86,8 @@ class BufferPool {
 /**
  * Idle pooled bytes kept for reuse; more is left to the garbage collector.
  * A training step frees its whole activation set at its end (about 12 GB
- * for a 960-image FixMatch step), and the next step needs it all again, so
- * the cap is a share of the machine's memory rather than a fixed size.
+ * for a 960-image FixMatch step), and the next step needs all of it again.
+ * So the cap is a share of the machine's memory, not a fixed size.
  */
 const MAX_IDLE_POOL_BYTES = Math.floor(0.6 * Deno.systemMemoryInfo().total);
 
@@ -145,7 +145,7 @@ let library: NativeLibrary | null = null;
 /**
  * Loads the native library (building it when needed), then registers the
  * "native" backend and its kernels. Throws `NativeLibraryError` with install
- * instructions when the library cannot be had. A second call does nothing.
+ * instructions when the library cannot be built or loaded. A second call does nothing.
  *
  * @example
  * ```ts
@@ -189,7 +189,7 @@ export async function registerNativeBackend(): Promise<NativeLibrary> {
 type NativeKernel = (args: KernelArgs) => tf.TensorInfo | null;
 
 function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
-  const s = lib.symbols;
+  const fn = lib.symbols;
   const check = (status: number): void => {
     if (status !== 0) throw new Error(`native backend: ${nativeError(lib)}`);
   };
@@ -207,7 +207,7 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
     }
     const out = allocate(tf.util.sizeFromShape(info.outShape));
     const biasValues = withBias && bias !== undefined ? values(args, bias) : null;
-    check(s.sn_conv2d_forward(info.dims, values(args, x), values(args, filter), biasValues, out));
+    check(fn.sn_conv2d_forward(info.dims, values(args, x), values(args, filter), biasValues, out));
     return output(args, info.outShape, out);
   };
   kernels.set("Conv2D", (args) => conv(args, false));
@@ -220,7 +220,7 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
     const info = convInfo(inputShape, filter.shape, attrs);
     if (info === null || !allFloat32(dy, filter) || !sameShape(dy.shape, info.outShape)) return null;
     const out = allocate(tf.util.sizeFromShape(inputShape));
-    check(s.sn_conv2d_backward_data(info.dims, values(args, dy), values(args, filter), out));
+    check(fn.sn_conv2d_backward_data(info.dims, values(args, dy), values(args, filter), out));
     return output(args, inputShape, out);
   });
 
@@ -231,7 +231,7 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
     const info = convInfo(x.shape, filterShape, attrs);
     if (info === null || !allFloat32(x, dy) || !sameShape(dy.shape, info.outShape)) return null;
     const out = allocate(tf.util.sizeFromShape(filterShape));
-    check(s.sn_conv2d_backward_weights(info.dims, values(args, x), values(args, dy), out));
+    check(fn.sn_conv2d_backward_weights(info.dims, values(args, x), values(args, dy), out));
     return output(args, filterShape, out);
   });
 
@@ -248,11 +248,17 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
     const batchB = b.shape.slice(0, -2);
     const countA = tf.util.sizeFromShape(batchA);
     const countB = tf.util.sizeFromShape(batchB);
-    if (k !== kB || (countA !== countB && countA !== 1 && countB !== 1)) return null;
-    const batchShape = countA >= countB ? batchA : batchB;
+    if (k !== kB || (countA !== countB && countA !== 1 && countB !== 1) || m * n * k === 0) return null;
+    let batchShape: number[];
+    try {
+      batchShape = tf.backend_util.assertAndGetBroadcastShape(batchA, batchB);
+    } catch {
+      return null; // the cpu kernel raises its own error for batch shapes that do not broadcast
+    }
     const batch = Math.max(countA, countB);
+    if (tf.util.sizeFromShape(batchShape) !== batch) return null;
     const out = allocate(batch * m * n);
-    check(s.sn_matmul(
+    check(fn.sn_matmul(
       big(batch),
       big(m),
       big(n),
@@ -279,7 +285,7 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
     const rank = outShape.length;
     if (rank < 1 || rank > 6) return null;
     const out = allocate(tf.util.sizeFromShape(outShape));
-    check(s.sn_binary_strided(
+    check(fn.sn_binary_strided(
       op,
       values(args, a),
       broadcastStrides(a.shape, outShape),
@@ -305,25 +311,28 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
   for (const [name, op] of binaryOps) {
     kernels.set(name, (args) => {
       const { a, b } = args.inputs as Record<string, tf.TensorInfo>;
-      if (!allFloat32(a, b)) return null;
+      if (!allFloat32(a, b) || sizeOf(a) === 0 || sizeOf(b) === 0) return null;
       const outShape = broadcastShape(a, b);
       if (outShape === null) return stridedBinary(args, op, a, b);
       const n = tf.util.sizeFromShape(outShape);
       const out = allocate(n);
-      check(s.sn_binary(op, values(args, a), big(sizeOf(a)), values(args, b), big(sizeOf(b)), out, big(n)));
+      check(fn.sn_binary(op, values(args, a), big(sizeOf(a)), values(args, b), big(sizeOf(b)), out, big(n)));
       return output(args, outShape, out);
     });
   }
 
   kernels.set("AddN", (args) => {
     const tensors = args.inputs as unknown as tf.TensorInfo[];
-    if (tensors.length < 1 || !allFloat32(...tensors) || !tensors.every((t) => sameShape(t.shape, tensors[0].shape))) {
+    if (
+      tensors.length < 1 || !allFloat32(...tensors) || !tensors.every((t) => sameShape(t.shape, tensors[0].shape)) ||
+      sizeOf(tensors[0]) === 0
+    ) {
       return null;
     }
     const n = sizeOf(tensors[0]);
     const out = allocate(n);
     out.set(values(args, tensors[0]));
-    for (const t of tensors.slice(1)) check(s.sn_binary(0, out, big(n), values(args, t), big(n), out, big(n)));
+    for (const t of tensors.slice(1)) check(fn.sn_binary(0, out, big(n), values(args, t), big(n), out, big(n)));
     return output(args, tensors[0].shape, out);
   });
 
@@ -342,10 +351,10 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
   for (const [name, op] of unaryOps) {
     kernels.set(name, (args) => {
       const { x } = args.inputs as Record<string, tf.TensorInfo>;
-      if (!allFloat32(x)) return null;
+      if (!allFloat32(x) || sizeOf(x) === 0) return null;
       const alpha = Number((args.attrs as Attrs | undefined)?.alpha ?? 0);
       const out = allocate(sizeOf(x));
-      check(s.sn_unary(op, values(args, x), out, big(out.length), alpha));
+      check(fn.sn_unary(op, values(args, x), out, big(out.length), alpha));
       return output(args, x.shape, out);
     });
   }
@@ -362,22 +371,22 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
     kernels.set(name, (args) => {
       const { a, b } = args.inputs as Record<string, tf.TensorInfo>;
       const outShape = broadcastShape(a, b);
-      if (outShape === null || !allFloat32(a, b)) return null;
+      if (outShape === null || !allFloat32(a, b) || sizeOf(a) === 0 || sizeOf(b) === 0) return null;
       const n = tf.util.sizeFromShape(outShape);
       const out = new Uint8Array(n);
-      check(s.sn_compare(op, values(args, a), big(sizeOf(a)), values(args, b), big(sizeOf(b)), out, big(n)));
+      check(fn.sn_compare(op, values(args, a), big(sizeOf(a)), values(args, b), big(sizeOf(b)), out, big(n)));
       return output(args, outShape, out, "bool");
     });
   }
 
   kernels.set("Select", (args) => {
     const { condition, t, e } = args.inputs as Record<string, tf.TensorInfo>;
-    if (condition.dtype !== "bool" || !allFloat32(t, e)) return null;
+    if (condition.dtype !== "bool" || !allFloat32(t, e) || sizeOf(t) === 0) return null;
     if (!sameShape(condition.shape, t.shape) || !sameShape(t.shape, e.shape)) return null;
     const conditionValues = (args.backend as MathBackendCPU).data.get(condition.dataId).values;
     if (!(conditionValues instanceof Uint8Array)) return null;
     const out = allocate(sizeOf(t));
-    check(s.sn_select(conditionValues, values(args, t), values(args, e), out, big(out.length)));
+    check(fn.sn_select(conditionValues, values(args, t), values(args, e), out, big(out.length)));
     return output(args, t.shape, out);
   });
 
@@ -391,7 +400,7 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
       return null;
     }
     const out = allocate(sizeOf(x));
-    check(s.sn_batch_norm(
+    check(fn.sn_batch_norm(
       values(args, x),
       big(out.length),
       big(channels),
@@ -413,14 +422,14 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
   const reduce = (args: KernelArgs, mean: boolean): tf.TensorInfo | null => {
     const { x } = args.inputs as Record<string, tf.TensorInfo>;
     const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
-    if (!allFloat32(x) || x.shape.length === 0) return null;
+    if (!allFloat32(x) || x.shape.length === 0 || sizeOf(x) === 0) return null;
     const axes = tf.util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
     if (axes.length === 0 || !axes.every((a, i) => a === axes[0] + i)) return null;
     const outer = tf.util.sizeFromShape(x.shape.slice(0, axes[0]));
     const reduced = tf.util.sizeFromShape(axes.map((a) => x.shape[a]));
     const inner = tf.util.sizeFromShape(x.shape.slice(axes.at(-1)! + 1));
     const out = allocate(outer * inner);
-    check(s.sn_reduce_sum(values(args, x), big(outer), big(reduced), big(inner), mean ? 1 / reduced : 1, out));
+    check(fn.sn_reduce_sum(values(args, x), big(outer), big(reduced), big(inner), mean ? 1 / reduced : 1, out));
     const outShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d)).filter((_, i) => keepDims || !axes.includes(i));
     return output(args, outShape, out);
   };
@@ -430,9 +439,9 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
   kernels.set("Transpose", (args) => {
     const { x } = args.inputs as Record<string, tf.TensorInfo>;
     const { perm } = args.attrs as { perm: number[] };
-    if (!allFloat32(x) || x.shape.length < 1 || x.shape.length > 6) return null;
+    if (!allFloat32(x) || x.shape.length < 1 || x.shape.length > 6 || sizeOf(x) === 0) return null;
     const out = allocate(sizeOf(x));
-    check(s.sn_transpose(
+    check(fn.sn_transpose(
       values(args, x),
       new BigInt64Array(x.shape.map(BigInt)),
       new BigInt64Array(perm.map(BigInt)),
@@ -457,7 +466,17 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
     const gammaValues = values(args, gamma);
     const betaValues = values(args, beta);
     check(
-      s.sn_batch_norm_train(values(args, x), big(rows), big(channels), gammaValues, betaValues, eps, y, mean, variance),
+      fn.sn_batch_norm_train(
+        values(args, x),
+        big(rows),
+        big(channels),
+        gammaValues,
+        betaValues,
+        eps,
+        y,
+        mean,
+        variance,
+      ),
     );
     return [
       output(args, x.shape, y),
@@ -476,7 +495,7 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
     const dx = allocate(sizeOf(x));
     const dGamma = new Float32Array(channels);
     const dBeta = new Float32Array(channels);
-    check(s.sn_batch_norm_train_backward(
+    check(fn.sn_batch_norm_train_backward(
       values(args, dy),
       values(args, x),
       big(sizeOf(x) / channels),
@@ -503,7 +522,7 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
       throw new Error(`${NATIVE_KERNELS.leakyReluGrad}: expected float32 dy and x of one shape`);
     }
     const dx = allocate(sizeOf(x));
-    check(s.sn_leaky_relu_backward(values(args, dy), values(args, x), big(dx.length), alpha, dx));
+    check(fn.sn_leaky_relu_backward(values(args, dy), values(args, x), big(dx.length), alpha, dx));
     return output(args, x.shape, dx);
   });
 
@@ -534,6 +553,11 @@ function convInfo(xShape: number[], filterShape: number[], attrs: Attrs): ConvIn
   );
   const { top, left, bottom, right } = info.padInfo;
   if ([top, left, bottom, right].some((p) => p < 0)) return null;
+  // oneDNN derives the output size by floor division; other rounding modes go to the cpu kernel.
+  const floorHeight = Math.floor((info.inHeight + top + bottom - info.filterHeight) / info.strideHeight) + 1;
+  const floorWidth = Math.floor((info.inWidth + left + right - info.filterWidth) / info.strideWidth) + 1;
+  if (info.outHeight !== floorHeight || info.outWidth !== floorWidth) return null;
+  if (tf.util.sizeFromShape(xShape) === 0 || tf.util.sizeFromShape(filterShape) === 0) return null;
   const dims = [
     info.batchSize,
     info.inHeight,
@@ -603,9 +627,9 @@ function isChannelVector(tensor: tf.TensorInfo, channels: number): boolean {
 
 /**
  * Returns the broadcast output shape when each operand's shape, without
- * leading ones, is a trailing block of it (a scalar, a per-channel vector,
- * the same shape), so that the library can read it at index i % size;
- * otherwise null.
+ * leading ones, is a trailing block of it: a scalar, a per-channel vector or
+ * the same shape. The library then reads operand element i % size. Returns
+ * null for any other broadcast.
  */
 function broadcastShape(a: tf.TensorInfo, b: tf.TensorInfo): number[] | null {
   let outShape: number[];

@@ -425,7 +425,11 @@ int sn_compare(int op, const float* a, int64_t na, const float* b, int64_t nb, u
     }
     out[i] = r ? 1 : 0;
   }
-  return op >= GREATER && op <= EQUAL ? 0 : -1;
+  if (op < GREATER || op > EQUAL) {
+    last_error = "compare: unknown op " + std::to_string(op);
+    return -1;
+  }
+  return 0;
 }
 
 // out[i] = condition[i] ? a[i] : b[i] (all of size n).
