@@ -20,11 +20,16 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { estimatePeak, type PeakEstimate, readCpuInfo } from "./_cpu_peak.ts";
+import { loadNativeLibrary } from "../learning/backend/_native_library.ts";
 import { findTorchPython, type PytorchResult, runPytorchBench } from "./_pytorch.ts";
 import { type BenchRow, formatConvLine, formatResultTable, PYTORCH_ROW } from "./_table.ts";
 import type { BenchAlgorithm, TrainingMeasurement } from "./_training_bench.ts";
 import type { ConvMeasurement } from "./_conv_bench.ts";
 import { type ChildResult, runChild } from "./_child_process.ts";
+
+// The native library sets OMP_WAIT_POLICY when it loads (for the peak
+// measurement here); PyTorch runs with the environment the bench started with.
+const STARTUP_OMP_WAIT_POLICY = Deno.env.get("OMP_WAIT_POLICY");
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = dirname(BENCH_DIR);
@@ -53,7 +58,8 @@ Options:
   --conv on|off            time the convolution layers (default on)
   --conv-batch-size N      images per convolution in that timing (default 64)
   --conv-repeats N         timed runs per convolution shape (default 3)
-  --peak-gflops X          fp32 peak in GFLOP/s (default: cores x GHz x 32 FLOP/cycle, printed)
+  --peak-gflops X          fp32 peak in GFLOP/s (default: measured by the native library's FMA loop,
+                           else cores x GHz x 32 FLOP/cycle; printed)
   --pytorch auto|off       run bench/pytorch_wrn.py when python3 can import torch (default auto)
   --pytorch-threads N      torch threads (default: the physical cores this process may use)
   --out FILE               also write every result as JSON to FILE
@@ -203,8 +209,8 @@ async function runParent(settings: BenchSettings, argv: string[]): Promise<void>
   say(`versions: Deno ${Deno.version.deno}, V8 ${Deno.version.v8}`);
   if (settings.peakGflops !== null) {
     report.peak = { gflops: settings.peakGflops, explanation: `${settings.peakGflops} GFLOP/s (--peak-gflops)` };
-  } else if (cpu !== null) {
-    report.peak = estimatePeak(cpu);
+  } else {
+    report.peak = await measurePeak(cpu === null ? null : estimatePeak(cpu));
   }
   say(`fp32 peak: ${report.peak?.explanation ?? "unknown (no /proc/cpuinfo); pass --peak-gflops"}`);
   say(
@@ -329,6 +335,7 @@ async function runPytorch(
     return;
   }
   const threads = settings.pytorchThreads ?? Number(report.machine.physicalCores ?? navigator.hardwareConcurrency);
+  if (STARTUP_OMP_WAIT_POLICY === undefined) Deno.env.delete("OMP_WAIT_POLICY");
   const run = await runPytorchBench(found.python, PYTORCH_SCRIPT, {
     algorithms: settings.algorithms,
     iterations: settings.iterations ?? 3,
@@ -417,5 +424,25 @@ if (import.meta.main) {
     const help = isUsageError ? `${message.endsWith(".") ? "" : "."} Run with --help for the options.` : "";
     console.error(`bench: ${message}${help}`);
     Deno.exit(2);
+  }
+}
+
+/**
+ * Measures the fp32 peak with the native library's FMA loop on all cores,
+ * because the clock in /proc/cpuinfo can be below the boost clock the cores
+ * run at. Falls back to the cpuinfo estimate when the library is missing.
+ */
+async function measurePeak(estimate: PeakEstimate | null): Promise<PeakEstimate | null> {
+  try {
+    const library = await loadNativeLibrary();
+    const gflops = Math.max(...[0, 1, 2].map(() => library.symbols.sn_fma_peak(0.5)));
+    const estimated = estimate === null ? "" : `; the cpuinfo estimate is ${estimate.explanation}`;
+    return {
+      gflops,
+      explanation: `${gflops.toFixed(1)} GFLOP/s measured by an FMA loop on ${library.threads} thread(s), ` +
+        `best of 3 runs of 0.5 s${estimated}`,
+    };
+  } catch {
+    return estimate;
   }
 }
