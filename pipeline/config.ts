@@ -47,7 +47,7 @@ Flags (each overrides the matching config key):
   --algorithms LIST     comma-separated: fixmatch,mixmatch          (study.algorithms)
   --labels LIST         comma-separated label counts, e.g. 40,250   (study.labels)
   --seeds LIST          comma-separated seeds, e.g. 0,1,2           (study.seeds)
-  --backend NAME        auto | wasm | cpu | tensorflow | tensorflow-gpu | webgpu
+  --backend NAME        auto | native | wasm | cpu | tensorflow | tensorflow-gpu | webgpu
   --dataset PATH        ImageFolder folder or .tar.gz (dataset.source = image-folder)
   --archive PATH        local official cifar-10-binary.tar.gz (dataset.source = cifar10-binary)
   --iterations N        training iterations of every algorithm (train.iterations,

@@ -7,7 +7,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { NATIVE_BACKEND_NAME, NATIVE_KERNELS } from "../backend/native_backend.ts";
 
-/** True when the active backend has the fused native training kernels. */
+/** Returns true when the active backend has the fused native training kernels. */
 function onNative(): boolean {
   return tf.getBackend() === NATIVE_BACKEND_NAME;
 }
@@ -189,7 +189,7 @@ export function trainBatchNorm(
   return { y, mean, variance };
 }
 
-/** {@link trainBatchNorm} as two fused native kernels, forward and backward, with the same closed form. */
+/** Computes {@link trainBatchNorm} with two fused native kernels, forward and backward, in the same closed form. */
 function nativeTrainBatchNorm(
   x: tf.Tensor4D,
   gamma: tf.Tensor1D,

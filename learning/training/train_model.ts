@@ -229,10 +229,11 @@ export async function trainModel(options: TrainModelOptions): Promise<TrainModel
   const unlabeled = optim.batch_size * (algorithm === "fixmatch" ? options.fixmatch.uratio : options.mixmatch.uratio);
   log(
     `${algorithm}: ${optim.iterations} iterations, batch ${optim.batch_size} labeled + ${unlabeled} unlabeled ` +
-      `(${images} images through the network per step); at most ${options.maxForwardImages} images per forward, ` +
+      `(${images} images through the network per step); ` +
+      (Number.isFinite(options.maxForwardImages) ? `at most ${options.maxForwardImages} images per forward, ` : "") +
       (images > options.maxForwardImages
         ? "so steps are split into micro-batches, each with its own BN batch statistics"
-        : "so BN statistics cover the whole step as in TorchSSL"),
+        : "BN statistics cover the whole step as in TorchSSL"),
   );
 
   const pool = options.augmentWorkers > 0 ? new AugmentPool({ workers: options.augmentWorkers }) : null;
