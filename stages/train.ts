@@ -68,6 +68,16 @@ function runInWorker(job: TrainJob, key: string): Promise<void> {
 
 /** Returns how many cells train at once: one per core on single-threaded backends. */
 function parallelCells(setting: number | "auto", backend: BackendInfo, cells: number): number {
+  if (backend.name === "native") {
+    // The native kernels share oneDNN's scratch memory and OpenMP threads within
+    // a process, so cells in parallel workers give different weights run to run.
+    if (setting !== "auto" && setting > 1) {
+      stageLogger("train").warn(
+        `parallel_cells ${setting} ignored on the native backend, which trains one cell at a time on all cores`,
+      );
+    }
+    return 1;
+  }
   if (setting !== "auto") return Math.min(setting, cells);
   const singleThreaded = backend.name === "wasm" || backend.name === "cpu";
   return singleThreaded ? Math.max(1, Math.min(navigator.hardwareConcurrency ?? 1, cells)) : 1;

@@ -771,3 +771,64 @@ Deno.test({
     await tf.setBackend("wasm");
   },
 });
+
+Deno.test({
+  name: "damaged native library is rebuilt",
+  ignore,
+  fn: async () => {
+    // A copy of the current build, truncated as by a full disk or a killed copy;
+    // loading it as it is would end the process with SIGBUS.
+    const { loadNativeLibrary } = await import("../learning/backend/_native_library.ts");
+    const built = (await loadNativeLibrary()).path;
+    const buildDir = await Deno.makeTempDir();
+    try {
+      const name = built.split("/").at(-1)!;
+      await Deno.copyFile(built, `${buildDir}/${name}`);
+      await Deno.copyFile(`${built}.sha256`, `${buildDir}/${name}.sha256`);
+      await Deno.truncate(`${buildDir}/${name}`, 50_000);
+      const script = `
+        import { loadNativeLibrary } from "${new URL("../learning/backend/_native_library.ts", import.meta.url)}";
+        const library = await loadNativeLibrary();
+        console.log("version", library.symbols.sn_version());
+      `;
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--quiet", script],
+        env: { SEMISUP_NATIVE_BUILD_DIR: buildDir },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      assert.equal(output.code, 0, stderr);
+      assert.match(new TextDecoder().decode(output.stdout), /version 1/);
+      assert.match(stderr, /does not match its checksum; building it again/);
+      assert.ok((await Deno.stat(`${buildDir}/${name}`)).size > 50_000);
+    } finally {
+      await Deno.remove(buildDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "unusable native build folder is reported",
+  ignore,
+  fn: async () => {
+    const file = await Deno.makeTempFile();
+    try {
+      const script = `
+        import { loadNativeLibrary } from "${new URL("../learning/backend/_native_library.ts", import.meta.url)}";
+        try { await loadNativeLibrary(); } catch (error) { console.log(error.name, error.message); }
+      `;
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--quiet", script],
+        env: { SEMISUP_NATIVE_BUILD_DIR: `${file}/below-a-file` },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stdout = new TextDecoder().decode(output.stdout);
+      assert.match(stdout, /^NativeLibraryError Could not use the native build folder /);
+      assert.match(stdout, /set SEMISUP_NATIVE_BUILD_DIR to a writable folder/);
+    } finally {
+      await Deno.remove(file);
+    }
+  },
+});

@@ -142,8 +142,16 @@ export async function loadNativeLibrary(): Promise<NativeLibrary> {
       { cause: error },
     );
   }
-  const threads = Number(Deno.env.get("SEMISUP_NATIVE_THREADS") ?? "0");
-  if (Number.isInteger(threads) && threads > 0) library.symbols.sn_set_threads(threads);
+  const threadSetting = Deno.env.get("SEMISUP_NATIVE_THREADS");
+  if (threadSetting !== undefined && threadSetting !== "") {
+    const threads = Number(threadSetting);
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new NativeLibraryError(
+        `Invalid SEMISUP_NATIVE_THREADS '${threadSetting}': expected a whole number >= 1, or unset for one per core.`,
+      );
+    }
+    library.symbols.sn_set_threads(threads);
+  }
   loaded = { symbols: library.symbols, path, sourceHash: hash, threads: library.symbols.sn_max_threads() };
   return loaded;
 }
@@ -168,22 +176,50 @@ function buildDir(): URL {
 }
 
 async function ensureBuilt(): Promise<{ path: string; hash: string }> {
-  const BUILD_DIR_URL = buildDir();
+  const directory = buildDir();
   const compiler = Deno.env.get("SEMISUP_NATIVE_CXX") || "g++";
 
   const source = await Deno.readTextFile(SOURCE_URL);
-  const hash = createHash("sha256").update(source).update(compiler).update(COMPILER_FLAGS.join(" ")).digest("hex")
-    .slice(0, 16);
-  const target = new URL(`libsemisup_native-${hash}.so`, BUILD_DIR_URL);
+  const hash = sha256(new TextEncoder().encode([source, compiler, COMPILER_FLAGS.join(" ")].join("\0"))).slice(0, 16);
+  const target = new URL(`libsemisup_native-${hash}.so`, directory);
   try {
-    await Deno.stat(target);
-    return { path: target.pathname, hash };
+    if (!(await isIntact(target))) await build(compiler, directory, hash, target);
   } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    if (error instanceof NativeLibraryError) throw error;
+    throw new NativeLibraryError(
+      `Could not use the native build folder ${directory.pathname} (${firstLine((error as Error).message)}); ` +
+        `set SEMISUP_NATIVE_BUILD_DIR to a writable folder.`,
+      { cause: error },
+    );
   }
+  return { path: target.pathname, hash };
+}
 
-  await Deno.mkdir(BUILD_DIR_URL, { recursive: true });
-  const temporary = new URL(`.tmp-${Deno.pid}-${hash}.so`, BUILD_DIR_URL);
+/**
+ * Returns true when `library` exists and matches the checksum written next to
+ * it after its build. A truncated or damaged library would crash the process
+ * with SIGBUS inside dlopen, so a mismatch removes it to be built again.
+ */
+async function isIntact(library: URL): Promise<boolean> {
+  const checksum = new URL(`${library.href}.sha256`);
+  let bytes: Uint8Array;
+  let expected: string;
+  try {
+    [bytes, expected] = await Promise.all([Deno.readFile(library), Deno.readTextFile(checksum)]);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+  if (sha256(bytes) === expected.trim()) return true;
+  console.warn(`native backend: ${library.pathname} does not match its checksum; building it again`);
+  await Deno.remove(library).catch(() => {});
+  return false;
+}
+
+async function build(compiler: string, directory: URL, hash: string, target: URL): Promise<void> {
+  await Deno.mkdir(directory, { recursive: true });
+  const temporary = new URL(`.tmp-${Deno.pid}-${hash}.so`, directory);
+  console.warn(`native backend: compiling ${SOURCE_URL.pathname} with ${compiler} (first use, about 10 s)`);
   let output: Deno.CommandOutput;
   try {
     output = await new Deno.Command(compiler, {
@@ -193,8 +229,9 @@ async function ensureBuilt(): Promise<{ path: string; hash: string }> {
     }).output();
   } catch (error) {
     throw new NativeLibraryError(
-      `Could not run ${compiler} to build the native backend (${firstLine((error as Error).message)}); ` +
-        `${NATIVE_INSTALL_HINT}.`,
+      `Could not run the compiler '${compiler}' to build the native backend ` +
+        `(${firstLine((error as Error).message)}); ${NATIVE_INSTALL_HINT}, or set SEMISUP_NATIVE_CXX to a ` +
+        `compiler's path (without flags).`,
       { cause: error },
     );
   }
@@ -202,13 +239,30 @@ async function ensureBuilt(): Promise<{ path: string; hash: string }> {
   if (!output.success) {
     await Deno.remove(temporary).catch(() => {});
     const stderr = new TextDecoder().decode(output.stderr);
-    const missingHeader = /dnnl\.hpp: No such file/.test(stderr);
-    const missingLibrary = /cannot find -ldnnl/.test(stderr);
-    const cause = missingHeader || missingLibrary ? "oneDNN is not installed" : `g++ failed: ${firstLine(stderr)}`;
-    throw new NativeLibraryError(`Could not build the native backend: ${cause}; ${NATIVE_INSTALL_HINT}.`);
+    if (/dnnl\.hpp: No such file|cannot find -ldnnl/.test(stderr)) {
+      throw new NativeLibraryError(
+        `Could not build the native backend: oneDNN is not installed; ${NATIVE_INSTALL_HINT}.`,
+      );
+    }
+    const log = new URL("build-error.log", directory);
+    await Deno.writeTextFile(log, stderr).catch(() => {});
+    const firstError = stderr.split("\n").find((line) => /\berror\b/i.test(line)) ?? firstLine(stderr);
+    throw new NativeLibraryError(
+      `Could not build the native backend: ${compiler} failed: ${firstError.trim()} ` +
+        `(full output in ${log.pathname}).`,
+    );
   }
+
+  // The library goes in place first and its checksum after, so an interrupted
+  // build leaves no checksum and the next run builds again.
   await Deno.rename(temporary, target);
-  return { path: target.pathname, hash };
+  const checksumTemporary = new URL(`.tmp-${Deno.pid}-${hash}.sha256`, directory);
+  await Deno.writeTextFile(checksumTemporary, sha256(await Deno.readFile(target)) + "\n");
+  await Deno.rename(checksumTemporary, new URL(`${target.href}.sha256`));
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 function firstLine(text: string): string {

@@ -56,7 +56,8 @@ export interface BackendInfo {
   version: string;
   /**
    * The backend in cache keys: its name, and for native also the hash of the
-   * C++ source it was built from, so an edited kernel retrains.
+   * C++ source it was built from and its thread count, since both change the
+   * results.
    */
   cacheId: string;
   /**
@@ -119,7 +120,7 @@ function invalidBackendMessage(value: string): string {
 /**
  * Loads backend `name`, makes it the active TensorFlow.js backend and
  * registers the kernels training needs. With `auto` it tries
- * tensorflow-gpu, tensorflow, webgpu on a hardware adapter and wasm, in
+ * tensorflow-gpu, tensorflow, webgpu on a hardware adapter, native and wasm, in
  * that order, and logs why it skipped each one. Throws
  * {@link BackendUnavailableError} with install instructions when the named
  * backend cannot be loaded.
@@ -223,7 +224,8 @@ async function initNative(): Promise<BackendInfo> {
   await activate(NATIVE_BACKEND_NAME);
   return {
     name: "native",
-    cacheId: `native-${library.sourceHash}`,
+    // Sums split across threads round differently, so the thread count is part of the key.
+    cacheId: `native-${library.sourceHash}-${library.threads}t`,
     tfjsBackend: NATIVE_BACKEND_NAME,
     version: `${tf.version_cpu}+semisup-native`,
     maxForwardImages: Infinity,
