@@ -21,6 +21,7 @@ import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { estimatePeak, type PeakEstimate, readCpuInfo } from "./_cpu_peak.ts";
 import { loadNativeLibrary } from "../learning/backend/_native_library.ts";
+import { parseBackendName } from "../learning/backend/backends.ts";
 import { findTorchPython, type PytorchResult, runPytorchBench } from "./_pytorch.ts";
 import { type BenchRow, formatConvLine, formatResultTable, PYTORCH_ROW } from "./_table.ts";
 import type { BenchAlgorithm, TrainingMeasurement } from "./_training_bench.ts";
@@ -141,7 +142,7 @@ function parseSettings(values: Record<string, string | boolean | undefined>): Be
   const warmup = optional("warmup");
   const pytorchThreads = optional("pytorch-threads");
   return {
-    backends: parseList("backends", text("backends")),
+    backends: parseBackendList(parseList("backends", text("backends"))),
     algorithms,
     iterations: iterations === undefined ? null : parseInteger("iterations", iterations, 1),
     warmup: warmup === undefined ? null : parseInteger("warmup", warmup, 0),
@@ -209,8 +210,10 @@ async function runParent(settings: BenchSettings, argv: string[]): Promise<void>
   say(`versions: Deno ${Deno.version.deno}, V8 ${Deno.version.v8}`);
   if (settings.peakGflops !== null) {
     report.peak = { gflops: settings.peakGflops, explanation: `${settings.peakGflops} GFLOP/s (--peak-gflops)` };
-  } else {
+  } else if (settings.conv) {
     report.peak = await measurePeak(cpu === null ? null : estimatePeak(cpu));
+  } else if (cpu !== null) {
+    report.peak = estimatePeak(cpu);
   }
   say(`fp32 peak: ${report.peak?.explanation ?? "unknown (no /proc/cpuinfo); pass --peak-gflops"}`);
   say(
@@ -445,4 +448,15 @@ async function measurePeak(estimate: PeakEstimate | null): Promise<PeakEstimate 
   } catch {
     return estimate;
   }
+}
+
+/** Checks each --backends name, so that a typo is a usage error and not a skipped run. */
+function parseBackendList(names: string[]): string[] {
+  return names.map((name) => {
+    try {
+      return parseBackendName(name);
+    } catch (error) {
+      throw new Error(`Invalid --backends entry: ${(error as Error).message}`);
+    }
+  });
 }
