@@ -82,10 +82,13 @@ from torchvision import transforms
 from pytorch_wrn import (
     EXPECTED_PARAMETERS,
     WideResNet,
+    algorithm_list,
     build_optimizer,
     count_parameters,
     frozen_bn_statistics,
     interleave,
+    non_negative_int,
+    positive_int,
 )
 
 ALGORITHMS = ("fixmatch", "mixmatch")
@@ -687,40 +690,6 @@ def run_algorithm(algorithm, iterations, data, options):
 
 
 # --- Command line -------------------------------------------------------------------------------
-
-
-def _bounded_int(text, minimum):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {text!r}, expected a whole number >= {minimum}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"invalid value {value}, expected a whole number >= {minimum}")
-    return value
-
-
-def positive_int(text):
-    """Parse an integer >= 1 for argparse."""
-    return _bounded_int(text, 1)
-
-
-def non_negative_int(text):
-    """Parse an integer >= 0 for argparse."""
-    return _bounded_int(text, 0)
-
-
-def algorithm_list(text):
-    """Parse a comma-separated list of algorithm names for argparse."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"empty algorithm list {text!r}, pass for example fixmatch,mixmatch")
-    for name in names:
-        if name not in ALGORITHMS:
-            raise argparse.ArgumentTypeError(
-                f"unknown algorithm {name!r}, expected a comma-separated subset of {','.join(ALGORITHMS)}")
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"duplicate algorithm in {text!r}, list each algorithm once")
-    return names
 
 
 def parse_args(argv):
