@@ -253,14 +253,33 @@ int sn_matmul(int64_t batch, int64_t m, int64_t n, int64_t k, int transpose_a, i
   });
 }
 
-// Element-wise binary ops. Each operand has size n (same shape), or a size
-// that divides n when its shape is a suffix of the output's (a scalar, a
-// per-channel vector), read at index i % size.
-enum BinaryOp { ADD = 0, SUB = 1, MUL = 2, DIV = 3, SQUARED_DIFFERENCE = 4, MAXIMUM = 5, MINIMUM = 6 };
-
 }  // extern "C"
 
 namespace {
+
+// Element-wise binary ops, numbered as the JavaScript side passes them.
+enum BinaryOp { ADD = 0, SUB = 1, MUL = 2, DIV = 3, SQUARED_DIFFERENCE = 4, MAXIMUM = 5, MINIMUM = 6 };
+
+// Calls body(f) with the function of binary op `op`; returns false for an
+// unknown op. Each loop is compiled once per op, so the op is not tested per
+// element.
+template <typename Body>
+bool with_binary_op(int op, Body body) {
+  switch (op) {
+    case ADD: body([](float x, float y) { return x + y; }); return true;
+    case SUB: body([](float x, float y) { return x - y; }); return true;
+    case MUL: body([](float x, float y) { return x * y; }); return true;
+    case DIV: body([](float x, float y) { return x / y; }); return true;
+    case SQUARED_DIFFERENCE: body([](float x, float y) { return (x - y) * (x - y); }); return true;
+    case MAXIMUM: body([](float x, float y) { return std::isnan(x) || x > y ? x : y; }); return true;
+    case MINIMUM: body([](float x, float y) { return std::isnan(x) || x < y ? x : y; }); return true;
+    default: return false;
+  }
+}
+
+// Each operand has size n (same shape), or a size that divides n when its
+// shape is a suffix of the output's (a scalar, a per-channel vector), read at
+// index i % size.
 
 template <typename F>
 void broadcast_loop(const float* a, int64_t na, const float* b, int64_t nb, float* out, int64_t n, F f) {
@@ -309,21 +328,9 @@ int sn_binary(int op, const float* a, int64_t na, const float* b, int64_t nb, fl
                  " do not divide the output size " + std::to_string(n);
     return -1;
   }
-  switch (op) {
-    case ADD: broadcast_loop(a, na, b, nb, out, n, [](float x, float y) { return x + y; }); break;
-    case SUB: broadcast_loop(a, na, b, nb, out, n, [](float x, float y) { return x - y; }); break;
-    case MUL: broadcast_loop(a, na, b, nb, out, n, [](float x, float y) { return x * y; }); break;
-    case DIV: broadcast_loop(a, na, b, nb, out, n, [](float x, float y) { return x / y; }); break;
-    case SQUARED_DIFFERENCE:
-      broadcast_loop(a, na, b, nb, out, n, [](float x, float y) { return (x - y) * (x - y); });
-      break;
-    case MAXIMUM:
-      broadcast_loop(a, na, b, nb, out, n, [](float x, float y) { return std::isnan(x) || x > y ? x : y; });
-      break;
-    case MINIMUM:
-      broadcast_loop(a, na, b, nb, out, n, [](float x, float y) { return std::isnan(x) || x < y ? x : y; });
-      break;
-    default: last_error = "binary: unknown op " + std::to_string(op); return -1;
+  if (!with_binary_op(op, [&](auto f) { broadcast_loop(a, na, b, nb, out, n, f); })) {
+    last_error = "binary: unknown op " + std::to_string(op);
+    return -1;
   }
   return 0;
 }
@@ -339,32 +346,24 @@ int sn_binary_strided(int op, const float* a, const int64_t* a_strides, const fl
     for (int i = 0; i < rank; ++i) total *= shape[i];
     const int64_t inner = shape[rank - 1];
     const int64_t outer = inner == 0 ? 0 : total / inner;
-    const int64_t sa = a_strides[rank - 1], sb = b_strides[rank - 1];
+    const int64_t sa = a_strides[rank - 1];
+    const int64_t sb = b_strides[rank - 1];
+
+    const bool known = with_binary_op(op, [&](auto f) {
 #pragma omp parallel for schedule(static) if (total >= kParallelMin)
-    for (int64_t o = 0; o < outer; ++o) {
-      int64_t rem = o, ia = 0, ib = 0;
-      for (int d = rank - 2; d >= 0; --d) {
-        const int64_t k = rem % shape[d];
-        rem /= shape[d];
-        ia += k * a_strides[d];
-        ib += k * b_strides[d];
-      }
-      float* dst = out + o * inner;
-      for (int64_t j = 0; j < inner; ++j) {
-        const float x = a[ia + j * sa], y = b[ib + j * sb];
-        float r;
-        switch (op) {
-          case ADD: r = x + y; break;
-          case SUB: r = x - y; break;
-          case MUL: r = x * y; break;
-          case DIV: r = x / y; break;
-          case SQUARED_DIFFERENCE: r = (x - y) * (x - y); break;
-          case MAXIMUM: r = std::isnan(x) || x > y ? x : y; break;
-          default: r = std::isnan(x) || x < y ? x : y; break;
+      for (int64_t o = 0; o < outer; ++o) {
+        int64_t rem = o, ia = 0, ib = 0;
+        for (int d = rank - 2; d >= 0; --d) {
+          const int64_t k = rem % shape[d];
+          rem /= shape[d];
+          ia += k * a_strides[d];
+          ib += k * b_strides[d];
         }
-        dst[j] = r;
+        float* dst = out + o * inner;
+        for (int64_t j = 0; j < inner; ++j) dst[j] = f(a[ia + j * sa], b[ib + j * sb]);
       }
-    }
+    });
+    if (!known) throw std::runtime_error("unknown op " + std::to_string(op));
   });
 }
 
@@ -406,12 +405,16 @@ int sn_unary(int op, const float* x, float* y, int64_t n, float alpha) {
   return 0;
 }
 
-// Comparisons with the same broadcasting as sn_binary; out holds 0 or 1.
+// Comparisons with the same broadcasting as sn_binary. Each out[i] is 0 or 1.
 enum CompareOp { GREATER = 0, GREATER_EQUAL = 1, LESS = 2, LESS_EQUAL = 3, EQUAL = 4 };
 
 int sn_compare(int op, const float* a, int64_t na, const float* b, int64_t nb, uint8_t* out, int64_t n) {
   if (na <= 0 || nb <= 0 || n % na != 0 || n % nb != 0) {
     last_error = "compare: operand sizes do not divide the output size";
+    return -1;
+  }
+  if (op < GREATER || op > EQUAL) {
+    last_error = "compare: unknown op " + std::to_string(op);
     return -1;
   }
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
@@ -427,10 +430,6 @@ int sn_compare(int op, const float* a, int64_t na, const float* b, int64_t nb, u
       default: r = x == y; break;
     }
     out[i] = r ? 1 : 0;
-  }
-  if (op < GREATER || op > EQUAL) {
-    last_error = "compare: unknown op " + std::to_string(op);
-    return -1;
   }
   return 0;
 }
@@ -451,12 +450,16 @@ int sn_batch_norm(const float* x, int64_t n, int64_t channels, const float* mean
   return guarded("batch norm", [&] {
     if (channels <= 0 || n % channels != 0) throw std::runtime_error("size is not a multiple of the channel count");
     std::unique_ptr<float[]> center(new float[channels]), factor(new float[channels]), shift(new float[channels]);
+    // Operands of size 1 apply to every channel.
+    auto channel_value = [](const float* values, int64_t size, int64_t c) { return values[size == 1 ? 0 : c]; };
     for (int64_t c = 0; c < channels; ++c) {
-      const float v = variance[n_variance == 1 ? 0 : c];
-      const float g = scale ? scale[n_scale == 1 ? 0 : c] : 1.0f;
-      center[c] = mean[n_mean == 1 ? 0 : c];
-      factor[c] = g / std::sqrt(v + eps);
-      shift[c] = offset ? offset[n_offset == 1 ? 0 : c] : 0.0f;
+      float gamma = 1.0f;
+      if (scale) gamma = channel_value(scale, n_scale, c);
+      float beta = 0.0f;
+      if (offset) beta = channel_value(offset, n_offset, c);
+      center[c] = channel_value(mean, n_mean, c);
+      factor[c] = gamma / std::sqrt(channel_value(variance, n_variance, c) + eps);
+      shift[c] = beta;
     }
     const int64_t rows = n / channels;
 #pragma omp parallel for schedule(static)
