@@ -124,7 +124,9 @@ let loaded: NativeLibrary | null = null;
  */
 export async function loadNativeLibrary(): Promise<NativeLibrary> {
   if (loaded !== null) return loaded;
+  const threads = requestedThreads();
   const { path, hash } = await ensureBuilt();
+
   // libgomp reads its settings when it loads, so they go in before dlopen. Its
   // default waits by spinning, and when another process or the augmentation
   // worker takes a core, the spinning thread burns the time the descheduled one
@@ -142,18 +144,23 @@ export async function loadNativeLibrary(): Promise<NativeLibrary> {
       { cause: error },
     );
   }
-  const threadSetting = Deno.env.get("SEMISUP_NATIVE_THREADS");
-  if (threadSetting !== undefined && threadSetting !== "") {
-    const threads = Number(threadSetting);
-    if (!Number.isInteger(threads) || threads < 1) {
-      throw new NativeLibraryError(
-        `Invalid SEMISUP_NATIVE_THREADS '${threadSetting}': expected a whole number >= 1, or unset for one per core.`,
-      );
-    }
-    library.symbols.sn_set_threads(threads);
-  }
+
+  if (threads !== null) library.symbols.sn_set_threads(threads);
   loaded = { symbols: library.symbols, path, sourceHash: hash, threads: library.symbols.sn_max_threads() };
   return loaded;
+}
+
+/** Returns the thread count SEMISUP_NATIVE_THREADS asks for, or null for one per core. */
+function requestedThreads(): number | null {
+  const setting = Deno.env.get("SEMISUP_NATIVE_THREADS");
+  if (setting === undefined || setting === "") return null;
+  const threads = Number(setting);
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new NativeLibraryError(
+      `Invalid SEMISUP_NATIVE_THREADS '${setting}': expected a whole number >= 1, or unset for one per core.`,
+    );
+  }
+  return threads;
 }
 
 /**

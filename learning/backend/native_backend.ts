@@ -275,13 +275,13 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
   });
 
   // Any other broadcast of rank <= 6, through per-axis strides.
-  const stridedBinary = (args: KernelArgs, op: number, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo | null => {
-    let outShape: number[];
-    try {
-      outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
-    } catch {
-      return null;
-    }
+  const stridedBinary = (
+    args: KernelArgs,
+    op: number,
+    a: tf.TensorInfo,
+    b: tf.TensorInfo,
+    outShape: number[],
+  ): tf.TensorInfo | null => {
     const rank = outShape.length;
     if (rank < 1 || rank > 6) return null;
     const out = allocate(tf.util.sizeFromShape(outShape));
@@ -313,7 +313,10 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
       const { a, b } = args.inputs as Record<string, tf.TensorInfo>;
       if (!allFloat32(a, b) || sizeOf(a) === 0 || sizeOf(b) === 0) return null;
       const outShape = broadcastShape(a, b);
-      if (outShape === null) return stridedBinary(args, op, a, b);
+      if (outShape === null) return null;
+      if (!isTrailingBlock(a.shape, outShape) || !isTrailingBlock(b.shape, outShape)) {
+        return stridedBinary(args, op, a, b, outShape);
+      }
       const n = tf.util.sizeFromShape(outShape);
       const out = allocate(n);
       check(fn.sn_binary(op, values(args, a), big(sizeOf(a)), values(args, b), big(sizeOf(b)), out, big(n)));
@@ -370,8 +373,9 @@ function createKernels(lib: NativeLibrary): Map<string, NativeKernel> {
   for (const [name, op] of compareOps) {
     kernels.set(name, (args) => {
       const { a, b } = args.inputs as Record<string, tf.TensorInfo>;
+      if (!allFloat32(a, b) || sizeOf(a) === 0 || sizeOf(b) === 0) return null;
       const outShape = broadcastShape(a, b);
-      if (outShape === null || !allFloat32(a, b) || sizeOf(a) === 0 || sizeOf(b) === 0) return null;
+      if (outShape === null || !isTrailingBlock(a.shape, outShape) || !isTrailingBlock(b.shape, outShape)) return null;
       const n = tf.util.sizeFromShape(outShape);
       const out = new Uint8Array(n);
       check(fn.sn_compare(op, values(args, a), big(sizeOf(a)), values(args, b), big(sizeOf(b)), out, big(n)));
@@ -536,11 +540,16 @@ interface ConvInfo {
   outChannels: number;
 }
 
+/**
+ * Returns the geometry of an NHWC convolution with dilation 1 that oneDNN
+ * computes as tfjs does, or null for any other (the cpu kernel takes it).
+ */
 function convInfo(xShape: number[], filterShape: number[], attrs: Attrs): ConvInfo | null {
   if (xShape.length !== 4 || filterShape.length !== 4 || (attrs.dataFormat ?? "NHWC") !== "NHWC") return null;
   const dilations = attrs.dilations ?? 1;
   if (!(dilations === 1 || (Array.isArray(dilations) && dilations.every((d) => d === 1)))) return null;
   if (xShape[3] !== filterShape[2]) return null;
+
   const info = tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
@@ -558,6 +567,7 @@ function convInfo(xShape: number[], filterShape: number[], attrs: Attrs): ConvIn
   const floorWidth = Math.floor((info.inWidth + left + right - info.filterWidth) / info.strideWidth) + 1;
   if (info.outHeight !== floorHeight || info.outWidth !== floorWidth) return null;
   if (tf.util.sizeFromShape(xShape) === 0 || tf.util.sizeFromShape(filterShape) === 0) return null;
+
   const dims = [
     info.batchSize,
     info.inHeight,
@@ -625,24 +635,23 @@ function isChannelVector(tensor: tf.TensorInfo, channels: number): boolean {
   return sizeOf(tensor) === channels && tensor.shape.every((d, i) => i === tensor.shape.length - 1 || d === 1);
 }
 
-/**
- * Returns the broadcast output shape when each operand's shape, without
- * leading ones, is a trailing block of it: a scalar, a per-channel vector or
- * the same shape. The library then reads operand element i % size. Returns
- * null for any other broadcast.
- */
+/** Returns the broadcast shape of two operands, or null when they do not broadcast. */
 function broadcastShape(a: tf.TensorInfo, b: tf.TensorInfo): number[] | null {
-  let outShape: number[];
   try {
-    outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+    return tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
   } catch {
     return null;
   }
-  const isTrailingBlock = (shape: number[]): boolean => {
-    const tail = withoutLeadingOnes(shape);
-    return sameShape(tail, outShape.slice(outShape.length - tail.length));
-  };
-  return isTrailingBlock(a.shape) && isTrailingBlock(b.shape) ? outShape : null;
+}
+
+/**
+ * Returns true when `shape`, without leading ones, is a trailing block of
+ * `outShape`: a scalar, a per-channel vector or the same shape. The library
+ * then reads element i % size of the operand.
+ */
+function isTrailingBlock(shape: number[], outShape: number[]): boolean {
+  const tail = withoutLeadingOnes(shape);
+  return sameShape(tail, outShape.slice(outShape.length - tail.length));
 }
 
 /** Element strides of `shape` read as `outShape`: 0 along axes it broadcasts. */
