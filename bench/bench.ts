@@ -332,11 +332,13 @@ async function runPytorch(
     skip(`PyTorch: skipped, ${PYTORCH_SCRIPT} not found`);
     return;
   }
+
   const found = await findTorchPython();
   if (!("python" in found)) {
     skip(`PyTorch: skipped, ${found.reason}`);
     return;
   }
+
   const threads = settings.pytorchThreads ?? Number(report.machine.physicalCores ?? navigator.hardwareConcurrency);
   if (STARTUP_OMP_WAIT_POLICY === undefined) Deno.env.delete("OMP_WAIT_POLICY");
   const run = await runPytorchBench(found.python, PYTORCH_SCRIPT, {
@@ -348,6 +350,7 @@ async function runPytorch(
     batchSize: settings.batchSize,
     seed: settings.seed,
   });
+
   say(`PyTorch: ${run.command}`);
   if ("skipped" in run) {
     skip(`PyTorch: skipped, ${run.skipped}`);

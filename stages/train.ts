@@ -66,8 +66,16 @@ function runInWorker(job: TrainJob, key: string): Promise<void> {
   });
 }
 
-/** Returns how many cells train at once: one per core on single-threaded backends. */
-function parallelCells(setting: number | "auto", backend: BackendInfo, cells: number): number {
+/**
+ * Returns how many cells train at once: one per core on single-threaded
+ * backends, one on native and on other multi-threaded backends.
+ *
+ * @example
+ * ```ts
+ * parallelCells("auto", backend, 6); // 2 on wasm with 2 cores, 1 on native
+ * ```
+ */
+export function parallelCells(setting: number | "auto", backend: BackendInfo, cells: number): number {
   if (backend.name === "native") {
     // The native kernels share oneDNN's scratch memory and OpenMP threads within
     // a process, so cells in parallel workers give different weights run to run.

@@ -776,8 +776,8 @@ Deno.test({
   name: "damaged native library is rebuilt",
   ignore,
   fn: async () => {
-    // A copy of the current build, truncated as by a full disk or a killed copy;
-    // loading it as it is would end the process with SIGBUS.
+    // A copy of the current build, truncated as by a full disk or a killed copy.
+    // Loading it as it is would end the process with SIGBUS.
     const { loadNativeLibrary } = await import("../learning/backend/_native_library.ts");
     const built = (await loadNativeLibrary()).path;
     const buildDir = await Deno.makeTempDir();
@@ -829,6 +829,77 @@ Deno.test({
       assert.match(stdout, /set SEMISUP_NATIVE_BUILD_DIR to a writable folder/);
     } finally {
       await Deno.remove(file);
+    }
+  },
+});
+
+/**
+ * Runs `body` in a fresh Deno process whose environment is only PATH, HOME and
+ * `env`, and returns its exit code, stdout and stderr.
+ */
+async function runScript(body: string, env: Record<string, string>): Promise<[number, string, string]> {
+  const script = `import { loadNativeLibrary } from "${new URL(
+    "../learning/backend/_native_library.ts",
+    import.meta.url,
+  )}";\n${body}`;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", script],
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return [output.code, decoder.decode(output.stdout), decoder.decode(output.stderr)];
+}
+
+Deno.test({
+  name: "native threads follow the setting",
+  ignore,
+  fn: async () => {
+    const body = `const library = await loadNativeLibrary(); console.log("threads", library.threads);`;
+    const [code, stdout, stderr] = await runScript(body, { SEMISUP_NATIVE_THREADS: "1" });
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /threads 1\n/);
+
+    const [badCode, badStdout] = await runScript(
+      `try { await loadNativeLibrary(); } catch (error) { console.log(error.message); }`,
+      { SEMISUP_NATIVE_THREADS: "abc" },
+    );
+    assert.equal(badCode, 0);
+    assert.match(badStdout, /Invalid SEMISUP_NATIVE_THREADS 'abc': expected a whole number >= 1/);
+  },
+});
+
+Deno.test({
+  name: "native load sets passive OpenMP waits",
+  ignore,
+  fn: async () => {
+    const body = `await loadNativeLibrary(); console.log("policy", Deno.env.get("OMP_WAIT_POLICY"));`;
+    const [code, stdout, stderr] = await runScript(body, {});
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /policy passive\n/);
+
+    const [userCode, userStdout, userStderr] = await runScript(body, { OMP_WAIT_POLICY: "active" });
+    assert.equal(userCode, 0, userStderr);
+    assert.match(userStdout, /policy active\n/);
+  },
+});
+
+Deno.test({
+  name: "native cache id names source and threads",
+  ignore,
+  fn: async () => {
+    const { initBackend } = await import("../learning/backend/backends.ts");
+    const previous = tf.getBackend();
+    try {
+      const info = await initBackend("native");
+      assert.match(info.cacheId, /^native-[0-9a-f]{16}-\d+t$/);
+      const { loadNativeLibrary } = await import("../learning/backend/_native_library.ts");
+      const library = await loadNativeLibrary();
+      assert.equal(info.cacheId, `native-${library.sourceHash}-${library.threads}t`);
+    } finally {
+      await tf.setBackend(previous);
     }
   },
 });

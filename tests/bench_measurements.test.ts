@@ -141,3 +141,14 @@ Deno.test("child times WRN-28-2 mixmatch on wasm", async () => {
     assert.ok(result.peakRssBytes > 2 ** 20, `peak RSS ${result.peakRssBytes}`);
   }
 });
+
+Deno.test("bench rejects an unknown backend", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${REPO_ROOT}/bench/bench.ts`, "--backends", "native,nativ"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 2, stderr);
+  assert.match(stderr, /Invalid --backends entry: Invalid backend 'nativ'; valid backends are: auto, native/);
+});
